@@ -1,0 +1,66 @@
+"""msgbridge: report message delivery status to many CRMs through one neutral model."""
+
+from __future__ import annotations
+
+from msgbridge.adapter import (
+    Adapter,
+    AdapterDefaults,
+    Capabilities,
+    Fidelity,
+    Operation,
+    RateBudget,
+    RequestSpec,
+    ResponseView,
+    StateMapping,
+    VendorResult,
+)
+from msgbridge.auth import BearerToken, MemoryTokenStore, RefreshingOAuth, TokenSet, TokenStore
+from msgbridge.bridge import AsyncBridge, Bridge
+from msgbridge.connection import Connection
+from msgbridge.events import DeliveryAttempt
+from msgbridge.guard import StateGuard
+from msgbridge.hookspecs import hookimpl
+from msgbridge.model import (
+    ConversationUpdate,
+    DeliveryState,
+    MessageStatus,
+    Outcome,
+    Receipt,
+    StatusError,
+)
+from msgbridge.registry import AdapterRegistry
+from msgbridge.retry import RetryPolicy
+
+__all__ = [
+    "Adapter",
+    "AdapterDefaults",
+    "AdapterRegistry",
+    "AsyncBridge",
+    "BearerToken",
+    "Bridge",
+    "Capabilities",
+    "Connection",
+    "ConversationUpdate",
+    "DeliveryAttempt",
+    "DeliveryState",
+    "Fidelity",
+    "MemoryTokenStore",
+    "MessageStatus",
+    "Operation",
+    "Outcome",
+    "RateBudget",
+    "Receipt",
+    "RefreshingOAuth",
+    "RequestSpec",
+    "ResponseView",
+    "RetryPolicy",
+    "StateGuard",
+    "StateMapping",
+    "StatusError",
+    "TokenSet",
+    "TokenStore",
+    "VendorResult",
+    "hookimpl",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,258 @@
+"""The sans-I/O adapter contract shared by built-in and third-party adapters.
+
+An adapter turns a neutral update into a :class:`RequestSpec` and a vendor's answer
+(:class:`ResponseView`) into a :class:`VendorResult` or a typed
+:class:`~msgbridge.errors.MessagingError`. It never touches the network, a clock or a
+file, so one adapter serves the sync and the async bridge and is tested with no I/O.
+No httpx type appears here: the core may change HTTP library without breaking a plugin.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+import attrs
+
+from msgbridge.errors import ConfigurationError, InvalidStatus, UnsupportedOperation
+from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+
+__all__ = [
+    "Adapter",
+    "AdapterDefaults",
+    "Capabilities",
+    "Fidelity",
+    "Operation",
+    "RateBudget",
+    "RequestSpec",
+    "ResponseView",
+    "StateMapping",
+    "VendorResult",
+    "check_base_url",
+    "path_segment",
+]
+
+
+class Operation(str, enum.Enum):
+    UPDATE_STATUS = "update_status"
+    UPDATE_CONVERSATION = "update_conversation"
+
+
+class Fidelity(str, enum.Enum):
+    """How truthfully a vendor value represents a neutral state."""
+
+    EXACT = "exact"
+    #: A truthful but coarser vendor value (HubSpot has no DELIVERED; SENT is true of it).
+    COARSE = "coarse"
+    NONE = "none"
+
+
+@attrs.frozen
+class StateMapping:
+    fidelity: Fidelity
+    vendor_value: str | None = None
+
+    @classmethod
+    def exact(cls, value: str) -> StateMapping:
+        return cls(Fidelity.EXACT, value)
+
+    @classmethod
+    def coarse(cls, value: str) -> StateMapping:
+        return cls(Fidelity.COARSE, value)
+
+    @classmethod
+    def none(cls) -> StateMapping:
+        return cls(Fidelity.NONE, None)
+
+    @property
+    def sendable(self) -> bool:
+        return self.fidelity is not Fidelity.NONE
+
+
+@attrs.frozen
+class Capabilities:
+    """What an adapter can do; the bridge consults it before calling ``prepare_*``."""
+
+    operations: frozenset[Operation]
+    states: Mapping[DeliveryState, StateMapping]
+
+    def __attrs_post_init__(self) -> None:
+        missing = [s.value for s in DeliveryState if s not in self.states]
+        if missing:
+            raise ConfigurationError(
+                f"capabilities must map every state; missing: {', '.join(missing)} "
+                "(use StateMapping.none() for states the vendor cannot take)"
+            )
+
+    def mapping(self, state: DeliveryState) -> StateMapping:
+        return self.states[state]
+
+
+@attrs.frozen
+class RateBudget:
+    """``requests`` per ``per_seconds`` for one connection (the vendor's burst limit)."""
+
+    requests: int
+    per_seconds: float
+    #: Daily cap, if the vendor has one.
+    daily: int | None = None
+
+
+@attrs.frozen
+class AdapterDefaults:
+    base_url: str
+    rate_budget: RateBudget
+    version: str | None = None
+
+
+@attrs.frozen
+class RequestSpec:
+    """A vendor request, described, not sent. Never holds credentials."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    json: Any = None
+    #: Which operation and id this request is about, for logs and errors.
+    operation: Operation = Operation.UPDATE_STATUS
+    subject_id: str = ""
+    #: Adapter-private facts carried from ``prepare`` to ``interpret``; never sent.
+    context: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def body_bytes(self) -> bytes | None:
+        if self.json is None:
+            return None
+        return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_NOT_PARSED = object()
+
+
+@attrs.define
+class ResponseView:
+    """A vendor's answer as adapters see it: status, lower-cased headers, raw body."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=lambda h: {k.lower(): v for k, v in dict(h).items()}
+    )
+    body: bytes = b""
+    _parsed: Any = attrs.field(default=_NOT_PARSED, init=False, repr=False)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body as JSON, or ``None`` when it is empty or not JSON."""
+        if self._parsed is _NOT_PARSED:
+            try:
+                self._parsed = json.loads(self.body) if self.body else None
+            except ValueError:
+                self._parsed = None
+        return self._parsed
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The body when it is a JSON object, else ``None``."""
+        parsed = self.json()
+        return parsed if isinstance(parsed, dict) else None
+
+    def text(self, limit: int = 300) -> str:
+        return self.body[:limit].decode("utf-8", "replace")
+
+
+@attrs.frozen
+class VendorResult:
+    """What a successful vendor answer told us."""
+
+    http_status: int
+    vendor_ids: Mapping[str, str] = attrs.field(factory=dict)
+    trace_id: str | None = None
+    #: The status the vendor reports after the update, when it says.
+    vendor_status: str | None = None
+
+
+def path_segment(field: str, value: str) -> str:
+    """Encode *value* as exactly one URL path segment (``/ ? # %`` included)."""
+    if not value or value in {".", ".."}:
+        raise InvalidStatus(f"{field} {value!r} cannot be a URL path segment", field=field)
+    return quote(value, safe="")
+
+
+def check_base_url(value: str, *, key: str = "base_url") -> str:
+    """Refuse base URLs that would leak tokens: plain http is allowed only on loopback."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigurationError(
+            f"{key} must be an absolute http(s) URL such as 'https://api.example.com', "
+            f"got {value!r}",
+            key=key,
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"{key} must not have a query or fragment", key=key)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"{key} uses plain http on a non-loopback host ({parts.hostname}); tokens would "
+            "travel unencrypted. Use https, or http only on localhost/127.0.0.1/::1",
+            key=key,
+        )
+    return value.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+S = TypeVar("S")
+
+
+class Adapter(abc.ABC, Generic[S]):
+    """Translate neutral updates for one vendor. Subclass, then register it.
+
+    Instances describe an adapter (id, defaults, capabilities); per-connection
+    settings are parsed once by :meth:`parse_settings` and passed to every call.
+    """
+
+    #: Registered id, e.g. ``"highlevel"``. Lower-case, no spaces.
+    id: str
+    #: An attrs class; its fields are the connection's ``settings`` keys.
+    settings_type: type[S]
+    capabilities: Capabilities
+    defaults: AdapterDefaults
+    #: The adapter this one is a variant of (``"highlevel"`` for Leadway), if any.
+    variant_of: str | None = None
+    description: ClassVar[str] = ""
+
+    def parse_settings(self, raw: Mapping[str, Any]) -> S:
+        """Build typed settings; unknown or invalid keys raise ``ConfigurationError``."""
+        from msgbridge.settings import structure_settings
+
+        return structure_settings(raw, self.settings_type, adapter=self.id)
+
+    @abc.abstractmethod
+    def prepare_status(self, update: MessageStatus, settings: S) -> RequestSpec:
+        """Describe the request that sets *update* (its state is mapped, not NONE)."""
+
+    def prepare_conversation(self, update: ConversationUpdate, settings: S) -> RequestSpec:
+        raise UnsupportedOperation(
+            f"adapter {self.id!r} cannot update conversations", adapter=self.id
+        )
+
+    @abc.abstractmethod
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        """Read the vendor's answer, or raise the typed error it amounts to."""
+
+    def vendor_value(self, state: DeliveryState) -> str | None:
+        return self.capabilities.mapping(state).vendor_value
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.id!r}>"

@@ -1,0 +1,296 @@
+"""HubSpot Conversations custom channels: update a message's status.
+
+``PATCH /conversations/custom-channels/{version}/{channelId}/messages/{messageId}``
+(date-versioned; legacy ``/conversations/v3/custom-channels/…`` with ``api_version="v3"``)
+with ``{"statusType": SENT|FAILED|READ, "errorMessage"?}``.
+
+State mapping:
+
+============  ==========  ==========
+neutral       HubSpot     fidelity
+============  ==========  ==========
+pending       —           none (HubSpot has no such value; skipped)
+sent          SENT        exact
+delivered     SENT        coarse (no DELIVERED; SENT is true of a delivered message)
+read          READ        exact
+failed        FAILED      exact (``errorMessage`` from ``StatusError.message``)
+============  ==========  ==========
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import httpx
+
+from msgbridge.adapter import (
+    Adapter,
+    AdapterDefaults,
+    Capabilities,
+    Operation,
+    RateBudget,
+    RequestSpec,
+    ResponseView,
+    StateMapping,
+    VendorResult,
+    check_base_url,
+    path_segment,
+)
+from msgbridge.adapters._http import (
+    int_header,
+    lenient_converter,
+    parse_retry_after,
+    read_model,
+)
+from msgbridge.auth import RefreshingOAuth
+from msgbridge.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidStatus,
+    MessagingError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
+from msgbridge.hookspecs import hookimpl
+from msgbridge.model import DeliveryState, MessageStatus
+
+__all__ = ["HubSpotAdapter", "HubSpotOAuth", "HubSpotSettings"]
+
+BASE_URL = "https://api.hubapi.com"
+DEFAULT_API_VERSION = "2026-03"
+LEGACY_API_VERSION = "v3"
+_DATE_VERSION = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-beta)?$")
+_INT32_MAX = 2**31 - 1
+#: Wait after a ``TEN_SECONDLY_ROLLING`` 429 without headers (HubSpot's Node SDK: 10 s).
+TEN_SECONDLY_WAIT = 10.0
+
+STATES: Mapping[DeliveryState, StateMapping] = {
+    DeliveryState.PENDING: StateMapping.none(),
+    DeliveryState.SENT: StateMapping.exact("SENT"),
+    DeliveryState.DELIVERED: StateMapping.coarse("SENT"),
+    DeliveryState.READ: StateMapping.exact("READ"),
+    DeliveryState.FAILED: StateMapping.exact("FAILED"),
+}
+
+
+def _channel_id(value: Any, *, error: Callable[[str], MessagingError]) -> int:
+    if isinstance(value, bool):
+        raise error(f"channel_id must be a whole number, got {value!r}")
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise error(f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}")
+        value = int(value.strip())
+    if not isinstance(value, int) or not 0 < value <= _INT32_MAX:
+        raise error(f"channel_id must be a positive 32-bit integer, got {value!r}")
+    return value
+
+
+def _settings_channel(value: Any) -> int | None:
+    if value is None:
+        return None
+    return _channel_id(value, error=lambda m: ConfigurationError(m, key="channel_id"))
+
+
+def _api_version(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if value != LEGACY_API_VERSION and not _DATE_VERSION.match(value):
+        raise ConfigurationError(
+            f"api_version must be a date version such as '2026-03' (or '2026-09-beta') or "
+            f"the legacy 'v3', got {value!r}",
+            key="api_version",
+        )
+
+
+def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None:
+        check_base_url(value)
+
+
+@attrs.frozen
+class HubSpotSettings:
+    """Connection settings for HubSpot custom channels."""
+
+    #: The custom channel's id; a status's own ``channel_id`` wins when it has one.
+    channel_id: int | None = attrs.field(default=None, converter=_settings_channel)
+    api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
+    base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+
+
+# -- wire formats ------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Status:
+    statusType: str | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _Message:
+    id: str
+    channelId: str | int | None = None  # noqa: N815
+    conversationsThreadId: str | None = None  # noqa: N815
+    status: _Status | None = None
+
+
+_wire = lenient_converter()
+_wire.register_structure_hook(str | int | None, lambda v, _: None if v is None else str(v))
+
+
+class HubSpotAdapter(Adapter[HubSpotSettings]):
+    id = "hubspot"
+    settings_type = HubSpotSettings
+    description = "HubSpot Conversations custom channels: message status"
+
+    def __init__(self) -> None:
+        self.capabilities = Capabilities(
+            operations=frozenset({Operation.UPDATE_STATUS}), states=STATES
+        )
+        self.defaults = AdapterDefaults(
+            base_url=BASE_URL,
+            version=DEFAULT_API_VERSION,
+            # Public OAuth apps: 110 per 10 s per portal is the widely cited figure.
+            rate_budget=RateBudget(requests=110, per_seconds=10.0),
+        )
+
+    def prepare_status(self, update: MessageStatus, settings: HubSpotSettings) -> RequestSpec:
+        value = self.capabilities.mapping(update.state).vendor_value
+        if update.channel_id is not None:
+            channel = _channel_id(
+                update.channel_id, error=lambda m: InvalidStatus(m, field="channel_id")
+            )
+        elif settings.channel_id is not None:
+            channel = settings.channel_id
+        else:
+            raise InvalidStatus(
+                "HubSpot needs a channel id: set MessageStatus(channel_id=...) or the "
+                "connection setting channel_id",
+                field="channel_id",
+            )
+        body: dict[str, Any] = {"statusType": value}
+        if update.state is DeliveryState.FAILED and update.error is not None:
+            body["errorMessage"] = update.error.message
+        message = path_segment("message_id", update.message_id)
+        base = (settings.base_url or BASE_URL).rstrip("/")
+        if settings.api_version == LEGACY_API_VERSION:
+            path = f"/conversations/v3/custom-channels/{channel}/messages/{message}"
+        else:
+            path = f"/conversations/custom-channels/{settings.api_version}/{channel}/messages/{message}"
+        return RequestSpec(
+            method="PATCH",
+            url=base + path,
+            json=body,
+            operation=Operation.UPDATE_STATUS,
+            subject_id=update.message_id,
+        )
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        correlation = response.header("x-hubspot-correlation-id")
+        if 200 <= response.status < 300:
+            data = read_model(_wire, response, _Message, what="HubSpot message")
+            ids = {"id": data.id}
+            if data.channelId is not None:
+                ids["channelId"] = str(data.channelId)
+            if data.conversationsThreadId:
+                ids["conversationsThreadId"] = data.conversationsThreadId
+            return VendorResult(
+                http_status=response.status,
+                vendor_ids=ids,
+                trace_id=correlation,
+                vendor_status=data.status.statusType if data.status else None,
+            )
+        raise self.error_for(response)
+
+    def error_for(self, response: ResponseView) -> MessagingError:
+        """Typed error for HubSpot's ``Error`` body, or its legacy 429 body."""
+        body = response.json_object() or {}
+        message = body.get("message") if isinstance(body.get("message"), str) else None
+        details = [
+            e["message"]
+            for e in body.get("errors") or []
+            if isinstance(e, dict) and isinstance(e.get("message"), str)
+        ]
+        text = "; ".join([m for m in [message, *details] if m]) or response.text(200) or "no message"
+        category = body.get("category") or body.get("errorType")
+        sub = body.get("subCategory")
+        label = f"{category}" + (f"/{sub}" if sub else "") if category else None
+        correlation = body.get("correlationId")
+        context: dict[str, Any] = {
+            "http_status": response.status,
+            "vendor_message": f"{label}: {text}" if label else text,
+            "trace_id": correlation
+            if isinstance(correlation, str)
+            else response.header("x-hubspot-correlation-id"),
+        }
+        status = response.status
+        if status == 401:
+            return AuthenticationError(f"HubSpot refused the token: {text}", **context)
+        if status == 403:
+            return PermissionDenied(f"HubSpot denied the request: {text}", **context)
+        if status == 404:
+            return NotFound(f"HubSpot does not know this channel or message: {text}", **context)
+        if status == 429:
+            wait, retryable = _rate_limit_wait(response, body)
+            return RateLimited(
+                f"HubSpot rate limit reached: {text}",
+                retry_after=wait,
+                retryable=retryable,
+                **context,
+            )
+        if status >= 500:
+            return VendorUnavailable(
+                f"HubSpot is unavailable (HTTP {status}): {text}", **context
+            )
+        return VendorRejected(f"HubSpot rejected the request: {text}", **context)
+
+
+def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """How long a 429 asks us to wait, and whether waiting is worth it at all."""
+    policy = body.get("policyName")
+    if policy == "DAILY":
+        return None, False  # waiting means waiting for the portal's midnight
+    retry_after = parse_retry_after(response.header("retry-after"))
+    if retry_after is not None:
+        return retry_after, True
+    if policy == "SECONDLY":
+        return 1.0, True
+    interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
+    if policy == "TEN_SECONDLY_ROLLING" or interval is not None:
+        return (interval / 1000.0 if interval else TEN_SECONDLY_WAIT), True
+    return None, True
+
+
+class HubSpotOAuth(RefreshingOAuth):
+    """HubSpot OAuth: 30-minute access tokens refreshed ahead of ``expires_in``.
+
+    HubSpot says a 401 is not the signal to refresh; only a 401 whose category is
+    ``EXPIRED_AUTHENTICATION`` triggers the one fallback refresh.
+    """
+
+    default_token_url = f"{BASE_URL}/oauth/2026-03/token"
+
+    def refresh_form(self, refresh_token: str) -> dict[str, str]:
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+
+    def is_expired_response(self, response: httpx.Response) -> bool:
+        if response.status_code != 401:
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("category") == "EXPIRED_AUTHENTICATION"
+
+
+@hookimpl
+def register_adapters(register: Callable[[Adapter[Any]], None]) -> None:
+    register(HubSpotAdapter())

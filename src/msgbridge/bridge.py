@@ -1,0 +1,402 @@
+"""``Bridge`` and ``AsyncBridge``: the caller's entry points.
+
+Both share :class:`_Planner` (validation, state guard, mapping policy, adapter
+``prepare``; all pure) and the delivery loop in :mod:`msgbridge.delivery`; they differ
+only in how they send and sleep.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import attrs
+import httpx
+
+from msgbridge.adapter import Adapter, Fidelity, Operation
+from msgbridge.connection import Connection
+from msgbridge.delivery import Delivery, Send, deliver
+from msgbridge.errors import (
+    ConfigurationError,
+    InvalidStatus,
+    MessagingError,
+    UnsupportedOperation,
+    UnsupportedStatus,
+)
+from msgbridge.guard import StateGuard
+from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
+from msgbridge.registry import AdapterRegistry
+from msgbridge.retry import RetryPolicy
+from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
+
+__all__ = ["AsyncBridge", "Bridge", "BoundConnection"]
+
+
+@attrs.frozen
+class BoundConnection:
+    """A connection with its adapter and parsed settings, checked once when added."""
+
+    connection: Connection
+    adapter: Adapter[Any]
+    settings: Any
+
+    @property
+    def name(self) -> str:
+        return self.connection.name
+
+
+class _Planner:
+    """Everything before and after I/O, shared by both bridges."""
+
+    def __init__(
+        self,
+        connections: Iterable[Connection],
+        *,
+        registry: AdapterRegistry | None,
+        retry: RetryPolicy | None,
+        guard: StateGuard | None | bool,
+        clock: Callable[[], float],
+        rng: random.Random | None,
+    ) -> None:
+        self.registry = registry if registry is not None else AdapterRegistry.from_entry_points()
+        self.retry = retry or RetryPolicy()
+        self.guard: StateGuard | None = (
+            StateGuard() if guard is True else (guard if isinstance(guard, StateGuard) else None)
+        )
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._connections: dict[str, BoundConnection] = {}
+        self._lock = threading.Lock()
+        for connection in connections:
+            self.add_connection(connection)
+
+    # -- connections ----------------------------------------------------------------
+
+    def add_connection(self, connection: Connection) -> BoundConnection:
+        """Check and add a connection (at runtime too); raises before any I/O."""
+        if not isinstance(connection, Connection):
+            raise ConfigurationError(
+                f"expected a msgbridge.Connection, got {type(connection).__name__}"
+            )
+        adapter = self.registry.get(connection.adapter)
+        settings = adapter.parse_settings(connection.settings)
+        bound = BoundConnection(connection, adapter, settings)
+        with self._lock:
+            if connection.name in self._connections:
+                raise ConfigurationError(
+                    f"a connection named {connection.name!r} already exists; "
+                    "remove it first or pick another name",
+                    connection=connection.name,
+                )
+            self._connections[connection.name] = bound
+        return bound
+
+    def remove_connection(self, name: str) -> None:
+        with self._lock:
+            self._connections.pop(name, None)
+        if self.guard is not None:
+            self.guard.forget(name)
+
+    def connection(self, name: str) -> BoundConnection:
+        try:
+            return self._connections[name]
+        except KeyError:
+            known = ", ".join(sorted(self._connections)[:20]) or "none"
+            raise ConfigurationError(
+                f"unknown connection {name!r}; configured: {known}", connection=name
+            ) from None
+
+    @property
+    def connections(self) -> Mapping[str, BoundConnection]:
+        return dict(self._connections)
+
+    # -- planning (pure) ------------------------------------------------------------
+
+    def plan_status(self, name: str, update: MessageStatus) -> Receipt | Delivery:
+        bound = self.connection(name)
+        adapter = bound.adapter
+        if not isinstance(update, MessageStatus):
+            raise InvalidStatus(
+                f"expected a MessageStatus, got {type(update).__name__}", connection=name
+            )
+        if Operation.UPDATE_STATUS not in adapter.capabilities.operations:
+            raise UnsupportedOperation(
+                f"adapter {adapter.id!r} cannot update message statuses",
+                connection=name,
+                adapter=adapter.id,
+            )
+        mapping = adapter.capabilities.mapping(update.state)
+        base = {
+            "connection": name,
+            "adapter": adapter.id,
+            "subject_id": update.message_id,
+            "state": update.state,
+        }
+        if mapping.fidelity is Fidelity.NONE:
+            if bound.connection.strict:
+                raise UnsupportedStatus(
+                    f"adapter {adapter.id!r} has no value for state {update.state.value!r} "
+                    "and the connection is strict",
+                    connection=name,
+                    adapter=adapter.id,
+                    subject_id=update.message_id,
+                )
+            return Receipt(
+                Outcome.SKIPPED_UNSUPPORTED,
+                **base,
+                detail=f"{adapter.id} has no value for {update.state.value!r}",
+            )
+        vendor_value = mapping.vendor_value
+        assert vendor_value is not None
+        guard = self.guard
+        if guard is not None:
+            verdict = guard.check(name, update.message_id, update.state, vendor_value)
+            if verdict is not None:
+                last = guard.last(name, update.message_id)
+                return Receipt(
+                    verdict,
+                    **base,
+                    vendor_value=vendor_value,
+                    detail=f"last applied state is {last.value if last else 'unknown'!r}",
+                )
+        try:
+            request = adapter.prepare_status(update, bound.settings)
+        except MessagingError as exc:
+            raise exc.with_context(connection=name, adapter=adapter.id) from None
+
+        def applied(receipt: Receipt) -> None:
+            if guard is not None:
+                guard.record(name, update.message_id, update.state, vendor_value)
+
+        return Delivery(
+            connection=name,
+            adapter=adapter,
+            request=request,
+            state=update.state,
+            vendor_value=vendor_value,
+            on_applied=applied,
+        )
+
+    def plan_conversation(self, name: str, update: ConversationUpdate) -> Delivery:
+        bound = self.connection(name)
+        adapter = bound.adapter
+        if not isinstance(update, ConversationUpdate):
+            raise InvalidStatus(
+                f"expected a ConversationUpdate, got {type(update).__name__}", connection=name
+            )
+        if Operation.UPDATE_CONVERSATION not in adapter.capabilities.operations:
+            raise UnsupportedOperation(
+                f"adapter {adapter.id!r} cannot update conversations",
+                connection=name,
+                adapter=adapter.id,
+                subject_id=update.conversation_id,
+            )
+        try:
+            request = adapter.prepare_conversation(update, bound.settings)
+        except MessagingError as exc:
+            raise exc.with_context(connection=name, adapter=adapter.id) from None
+        return Delivery(connection=name, adapter=adapter, request=request)
+
+    def steps(self, job: Delivery) -> Any:
+        return deliver(
+            job, policy=self.retry, clock=self.clock, rng=self.rng, notify=self.registry.notify
+        )
+
+
+class Bridge:
+    """Send status updates synchronously. Thread-safe; use as a context manager.
+
+    ``http_client`` is an optional caller-owned ``httpx.Client`` (left open on close).
+    ``clock`` and ``sleep`` are injectable so retry tests run instantly.
+    """
+
+    def __init__(
+        self,
+        connections: Iterable[Connection] = (),
+        *,
+        registry: AdapterRegistry | None = None,
+        http_client: httpx.Client | None = None,
+        sender: SyncSender | None = None,
+        retry: RetryPolicy | None = None,
+        guard: StateGuard | None | bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._planner = _Planner(
+            connections, registry=registry, retry=retry, guard=guard, clock=clock, rng=rng
+        )
+        self._sender: SyncSender = sender or HttpxSender(http_client)
+        self._sleep = sleep
+        self._closed = False
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        return self._planner.registry
+
+    def add_connection(self, connection: Connection) -> None:
+        self._planner.add_connection(connection)
+
+    def remove_connection(self, name: str) -> None:
+        self._planner.remove_connection(name)
+
+    @property
+    def connections(self) -> Mapping[str, BoundConnection]:
+        return self._planner.connections
+
+    def update_status(self, connection: str, status: MessageStatus) -> Receipt:
+        """Apply *status*; returns the receipt or raises the typed error."""
+        plan = self._planner.plan_status(connection, status)
+        return plan if isinstance(plan, Receipt) else self._run(plan)
+
+    def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
+        return self._run(self._planner.plan_conversation(connection, update))
+
+    def _run(self, job: Delivery) -> Receipt:
+        self._check_open()
+        auth = self._planner.connection(job.connection).connection.credentials
+        steps = self._planner.steps(job)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Send):
+                    try:
+                        reply = self._sender.send(step.request, auth)
+                    except MessagingError as exc:  # e.g. a rejected token refresh
+                        reply = exc
+                    step = steps.send(reply)
+                else:
+                    self._sleep(step.seconds)
+                    step = steps.send(None)
+        except StopIteration as done:
+            receipt: Receipt = done.value
+            return receipt
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError("this Bridge is closed")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sender.close()
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                "Bridge was not closed; use it as a context manager or call close()",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    def __repr__(self) -> str:
+        return f"<Bridge connections={len(self._planner.connections)}>"
+
+
+class AsyncBridge:
+    """Send status updates from asyncio. Use with ``async with``; one event loop only.
+
+    ``http_client`` is an optional caller-owned ``httpx.AsyncClient``; ``sender`` swaps
+    the HTTP layer (e.g. the fast aiohttp sender).
+    """
+
+    def __init__(
+        self,
+        connections: Iterable[Connection] = (),
+        *,
+        registry: AdapterRegistry | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        sender: AsyncSender | None = None,
+        retry: RetryPolicy | None = None,
+        guard: StateGuard | None | bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        import asyncio
+
+        self._planner = _Planner(
+            connections, registry=registry, retry=retry, guard=guard, clock=clock, rng=rng
+        )
+        self._sender: AsyncSender = sender or AsyncHttpxSender(http_client)
+        self._sleep = sleep or asyncio.sleep
+        self._closed = False
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        return self._planner.registry
+
+    def add_connection(self, connection: Connection) -> None:
+        self._planner.add_connection(connection)
+
+    def remove_connection(self, name: str) -> None:
+        self._planner.remove_connection(name)
+
+    @property
+    def connections(self) -> Mapping[str, BoundConnection]:
+        return self._planner.connections
+
+    async def update_status(self, connection: str, status: MessageStatus) -> Receipt:
+        plan = self._planner.plan_status(connection, status)
+        return plan if isinstance(plan, Receipt) else await self._run(plan)
+
+    async def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
+        return await self._run(self._planner.plan_conversation(connection, update))
+
+    async def _run(self, job: Delivery) -> Receipt:
+        if self._closed:
+            raise ConfigurationError("this AsyncBridge is closed")
+        auth = self._planner.connection(job.connection).connection.credentials
+        steps = self._planner.steps(job)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Send):
+                    try:
+                        reply = await self._sender.send(step.request, auth)
+                    except MessagingError as exc:
+                        reply = exc
+                    step = steps.send(reply)
+                else:
+                    await self._sleep(step.seconds)
+                    step = steps.send(None)
+        except StopIteration as done:
+            receipt: Receipt = done.value
+            return receipt
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._sender.aclose()
+
+    async def __aenter__(self) -> AsyncBridge:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                "AsyncBridge was not closed; use 'async with' or await aclose()",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    def __repr__(self) -> str:
+        return f"<AsyncBridge connections={len(self._planner.connections)}>"

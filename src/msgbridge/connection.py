@@ -1,0 +1,67 @@
+"""A connection: one account at one vendor, with its adapter, credentials and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import httpx
+
+from msgbridge.errors import ConfigurationError
+from msgbridge.model import check_identifier
+from msgbridge.errors import InvalidStatus
+
+__all__ = ["Connection"]
+
+
+def _name(_: object, __: attrs.Attribute[str], value: object) -> None:
+    try:
+        check_identifier("connection name", value)
+    except InvalidStatus as exc:
+        raise ConfigurationError(exc.message, key="name") from None
+
+
+def _credentials(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, httpx.Auth):
+        raise ConfigurationError(
+            "credentials must be a msgbridge credential such as BearerToken('…') or an OAuth "
+            f"credential (an httpx.Auth), got {type(value).__name__}",
+            key="credentials",
+        )
+
+
+def _settings(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"settings must be a mapping, got {type(value).__name__}", key="settings"
+        )
+    return dict(value)
+
+
+@attrs.frozen(repr=False)
+class Connection:
+    """Where to send updates for one account.
+
+    ``settings`` are the adapter's (see each adapter's settings class); a connection in
+    ``strict`` mode raises :class:`~msgbridge.errors.UnsupportedStatus` for states the
+    adapter cannot express instead of skipping them. ``rate_limit`` overrides the
+    adapter's default budget as ``(requests, per_seconds)``.
+    """
+
+    name: str = attrs.field(validator=_name)
+    adapter: str = attrs.field(kw_only=True)
+    credentials: httpx.Auth = attrs.field(kw_only=True, validator=_credentials)
+    settings: Mapping[str, Any] = attrs.field(kw_only=True, factory=dict, converter=_settings)
+    strict: bool = attrs.field(kw_only=True, default=False)
+    rate_limit: tuple[int, float] | None = attrs.field(kw_only=True, default=None)
+
+    def __repr__(self) -> str:
+        # Settings may hold anything a plugin author chose; show only their keys.
+        return (
+            f"Connection({self.name!r}, adapter={self.adapter!r}, "
+            f"credentials={self.credentials!r}, settings_keys={sorted(self.settings)!r}, "
+            f"strict={self.strict!r})"
+        )

@@ -1,0 +1,162 @@
+"""One error family for every vendor.
+
+Adapters raise these from ``interpret`` with what the vendor said; the bridge adds
+where it happened (connection, adapter, message id) before the caller sees it. No
+error ever carries a token or an ``Authorization`` header: errors are built only from
+vendor response bodies, which the adapters never echo credentials into, and from ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "InvalidStatus",
+    "MalformedResponse",
+    "MessagingError",
+    "NotFound",
+    "PermissionDenied",
+    "ProviderNotReady",
+    "RateLimited",
+    "UnsupportedOperation",
+    "UnsupportedStatus",
+    "VendorRejected",
+    "VendorUnavailable",
+]
+
+
+class MessagingError(Exception):
+    """Base of every msgbridge error.
+
+    ``retryable`` says whether sending the same request again may succeed, and
+    ``retry_after`` (seconds) how long to wait first when the vendor said so.
+    """
+
+    #: Default retryability of the class; instances may override it.
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        connection: str | None = None,
+        adapter: str | None = None,
+        subject_id: str | None = None,
+        http_status: int | None = None,
+        vendor_message: str | None = None,
+        trace_id: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.connection = connection
+        self.adapter = adapter
+        self.subject_id = subject_id
+        self.http_status = http_status
+        self.vendor_message = vendor_message
+        self.trace_id = trace_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        #: How many HTTP attempts were made before this error was raised.
+        self.attempts: int | None = None
+
+    @property
+    def message_id(self) -> str | None:
+        """Alias of ``subject_id`` for status updates."""
+        return self.subject_id
+
+    def with_context(self, **context: Any) -> MessagingError:
+        """Fill in where the error happened, keeping what is already known."""
+        for key, value in context.items():
+            if getattr(self, key, None) is None:
+                setattr(self, key, value)
+        return self
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        where = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("connection", self.connection),
+                ("adapter", self.adapter),
+                ("id", self.subject_id),
+                ("http_status", self.http_status),
+                ("trace_id", self.trace_id),
+            )
+            if value is not None
+        ]
+        if where:
+            parts.append(f"({', '.join(where)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ConfigurationError(MessagingError):
+    """A connection, adapter, setting or plugin is wrong; raised before any I/O."""
+
+    def __init__(self, message: str, *, key: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.key = key
+
+
+class InvalidStatus(MessagingError):
+    """An update is malformed (empty id, unknown state, ...); raised before any I/O."""
+
+    def __init__(self, message: str, *, field: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.field = field
+
+
+class UnsupportedStatus(MessagingError):
+    """The adapter has no mapping for this state and the connection is strict."""
+
+
+class UnsupportedOperation(MessagingError):
+    """The adapter does not offer this operation (e.g. HubSpot conversation updates)."""
+
+
+class AuthenticationError(MessagingError):
+    """The vendor refused the credentials (401), or a refresh was rejected."""
+
+
+class PermissionDenied(MessagingError):
+    """Authenticated, but not allowed to do this (403)."""
+
+
+class ProviderNotReady(PermissionDenied):
+    """HighLevel's 403 "No conversation provider found for this message".
+
+    The message has not been handed to the provider yet; the same request succeeds a
+    few seconds later. Retryable after a delay, and never a reason to refresh a token.
+    """
+
+    default_retryable = True
+
+
+class NotFound(MessagingError):
+    """The vendor does not know the message, conversation or channel (404)."""
+
+
+class RateLimited(MessagingError):
+    """The vendor's budget for this account is spent (429); see ``retry_after``."""
+
+    default_retryable = True
+
+
+class VendorRejected(MessagingError):
+    """The vendor refused the request as invalid (400, 409, 422, other 4xx)."""
+
+
+class VendorUnavailable(MessagingError):
+    """5xx or a transport failure (connect error, timeout, dropped connection)."""
+
+    default_retryable = True
+
+
+class MalformedResponse(MessagingError):
+    """The vendor answered success with a body we cannot read."""

@@ -1,0 +1,282 @@
+"""The adapter registry: an instance that discovers plugins through entry points.
+
+Entry points load one at a time. A plugin that fails to import, to validate or to
+register is recorded in :attr:`AdapterRegistry.failures` and the others carry on.
+Built-in adapters are entry points of msgbridge itself, so they take exactly the path a
+third-party adapter takes.
+
+Environment (comma-separated entry-point or distribution names):
+``MSGBRIDGE_PLUGINS_BLOCK`` skips the named plugins; ``MSGBRIDGE_PLUGINS_ALLOW``, when
+set, loads only the named ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import attrs
+import pluggy
+
+from msgbridge import hookspecs
+from msgbridge.adapter import Adapter
+from msgbridge.errors import ConfigurationError
+from msgbridge.events import DeliveryAttempt
+
+__all__ = [
+    "BLOCK_ENV",
+    "ALLOW_ENV",
+    "AdapterRegistry",
+    "PluginFailure",
+    "PluginSource",
+    "RegisteredAdapter",
+]
+
+log = logging.getLogger("msgbridge.plugins")
+
+BLOCK_ENV = "MSGBRIDGE_PLUGINS_BLOCK"
+ALLOW_ENV = "MSGBRIDGE_PLUGINS_ALLOW"
+
+
+@attrs.frozen
+class PluginSource:
+    """Where a plugin came from: its entry point and distribution."""
+
+    name: str
+    value: str = ""
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "no distribution"
+        return f"plugin {self.name!r} ({self.value or 'in-process'}; {dist})"
+
+
+@attrs.frozen
+class PluginFailure:
+    source: PluginSource
+    reason: str
+
+
+@attrs.frozen
+class RegisteredAdapter:
+    adapter: Adapter[Any]
+    source: PluginSource
+
+
+def _names(environ: Mapping[str, str], key: str) -> frozenset[str] | None:
+    raw = environ.get(key)
+    if raw is None:
+        return None
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+class AdapterRegistry:
+    """Adapters by id, the plugins they came from, and the plugins that failed."""
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._adapters: dict[str, RegisteredAdapter] = {}
+        self._conflicts: dict[str, list[PluginSource]] = {}
+        self._failures: list[PluginFailure] = []
+        self._skipped: list[PluginSource] = []
+        self._emulated_vendors: list[tuple[Any, PluginSource]] = []
+
+    # -- discovery ------------------------------------------------------------------
+
+    @classmethod
+    def from_entry_points(
+        cls, *, group: str = hookspecs.PROJECT, environ: Mapping[str, str] | None = None
+    ) -> AdapterRegistry:
+        """A registry holding every installed plugin (built-ins included)."""
+        registry = cls()
+        registry.load_entry_points(group=group, environ=environ)
+        return registry
+
+    def load_entry_points(
+        self, *, group: str = hookspecs.PROJECT, environ: Mapping[str, str] | None = None
+    ) -> None:
+        env = os.environ if environ is None else environ
+        blocked = _names(env, BLOCK_ENV) or frozenset()
+        allowed = _names(env, ALLOW_ENV)
+        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+            source = _source_of(ep)
+            ids = {source.name, source.distribution or ""}
+            if ids & blocked or (allowed is not None and not ids & allowed):
+                self._skipped.append(source)
+                log.info("msgbridge: %s skipped by %s/%s", source, BLOCK_ENV, ALLOW_ENV)
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                self._fail(source, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self.add_plugin(plugin, source=source)
+
+    def add_plugin(self, plugin: object, *, source: PluginSource | None = None) -> bool:
+        """Register a module or object with hookimpls; False (and a failure) if it breaks."""
+        source = source or PluginSource(getattr(plugin, "__name__", repr(plugin)))
+        if self._pm.is_registered(plugin):
+            return True
+        try:
+            self._pm.register(plugin, name=source.name)
+        except Exception as exc:
+            self._fail(source, f"invalid plugin: {type(exc).__name__}: {exc}")
+            return False
+        staged: list[Adapter[Any]] = []
+        vendors: list[Any] = []
+        try:
+            self._call_own(plugin, "register_adapters", register=staged.append)
+            self._call_own(plugin, "register_emulated_vendors", register=vendors.append)
+            for adapter in staged:
+                _check_adapter(adapter)
+        except Exception as exc:
+            self._pm.unregister(plugin)
+            self._fail(source, f"registration failed: {type(exc).__name__}: {exc}")
+            return False
+        for adapter in staged:
+            self._add(adapter, source)
+        self._emulated_vendors.extend((vendor, source) for vendor in vendors)
+        return True
+
+    def _call_own(self, plugin: object, hook_name: str, **kwargs: Any) -> None:
+        """Call only *plugin*'s implementation, so one plugin's failure is its own."""
+        caller: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+
+    def _fail(self, source: PluginSource, reason: str) -> None:
+        log.warning("msgbridge: %s failed: %s", source, reason)
+        self._failures.append(PluginFailure(source, reason))
+
+    def _add(self, adapter: Adapter[Any], source: PluginSource) -> None:
+        existing = self._adapters.get(adapter.id)
+        if existing is not None or adapter.id in self._conflicts:
+            sources = self._conflicts.setdefault(adapter.id, [existing.source] if existing else [])
+            sources.append(source)
+            self._adapters.pop(adapter.id, None)
+            log.warning("msgbridge: adapter id %r claimed twice", adapter.id)
+            return
+        self._adapters[adapter.id] = RegisteredAdapter(adapter, source)
+
+    # -- direct registration ----------------------------------------------------------
+
+    def register(self, adapter: Adapter[Any], *, source: PluginSource | None = None) -> None:
+        """Add one adapter; a second adapter with the same id is a ``ConfigurationError``."""
+        _check_adapter(adapter)
+        source = source or PluginSource(f"{type(adapter).__module__}.{type(adapter).__name__}")
+        existing = self._adapters.get(adapter.id)
+        if existing is not None:
+            raise ConfigurationError(
+                f"adapter id {adapter.id!r} is claimed by {existing.source} and by {source}",
+                adapter=adapter.id,
+            )
+        self._adapters[adapter.id] = RegisteredAdapter(adapter, source)
+
+    # -- lookup ----------------------------------------------------------------------
+
+    def get(self, adapter_id: str) -> Adapter[Any]:
+        return self.entry(adapter_id).adapter
+
+    def entry(self, adapter_id: str) -> RegisteredAdapter:
+        if adapter_id in self._conflicts:
+            names = " and ".join(str(s) for s in self._conflicts[adapter_id])
+            raise ConfigurationError(
+                f"adapter id {adapter_id!r} is claimed by {names}; block one with "
+                f"{BLOCK_ENV}",
+                adapter=adapter_id,
+            )
+        try:
+            return self._adapters[adapter_id]
+        except KeyError:
+            known = ", ".join(sorted(self._adapters)) or "none"
+            hint = f"; {len(self._failures)} plugin(s) failed to load" if self._failures else ""
+            raise ConfigurationError(
+                f"unknown adapter {adapter_id!r}; installed: {known}{hint}", key="adapter"
+            ) from None
+
+    def __contains__(self, adapter_id: object) -> bool:
+        return adapter_id in self._adapters
+
+    def __iter__(self) -> Iterator[RegisteredAdapter]:
+        return iter(sorted(self._adapters.values(), key=lambda r: r.adapter.id))
+
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+    @property
+    def failures(self) -> tuple[PluginFailure, ...]:
+        return tuple(self._failures)
+
+    @property
+    def skipped(self) -> tuple[PluginSource, ...]:
+        return tuple(self._skipped)
+
+    @property
+    def conflicts(self) -> Mapping[str, tuple[PluginSource, ...]]:
+        return {k: tuple(v) for k, v in self._conflicts.items()}
+
+    @property
+    def emulated_vendors(self) -> tuple[Any, ...]:
+        return tuple(vendor for vendor, _ in self._emulated_vendors)
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        return self._pm
+
+    # -- observation -----------------------------------------------------------------
+
+    def notify(self, event: DeliveryAttempt) -> None:
+        """Tell every observer; a failing observer is logged and never fails a send."""
+        for impl in self._pm.hook.delivery_attempted.get_hookimpls():
+            try:
+                impl.function(event=event)
+            except Exception:
+                log.exception(
+                    "msgbridge: delivery_attempted observer %s raised; ignored", impl.plugin_name
+                )
+
+    def add_observer(self, observer: Callable[[DeliveryAttempt], None]) -> None:
+        """Register a plain function as a ``delivery_attempted`` observer."""
+
+        class _Observer:
+            @hookspecs.hookimpl
+            def delivery_attempted(self, event: DeliveryAttempt) -> None:
+                observer(event)
+
+        self._pm.register(_Observer(), name=f"observer-{id(observer)}")
+
+    def __repr__(self) -> str:
+        return (
+            f"<AdapterRegistry adapters={sorted(self._adapters)} "
+            f"failures={len(self._failures)}>"
+        )
+
+
+def _source_of(ep: EntryPoint) -> PluginSource:
+    dist = ep.dist
+    return PluginSource(
+        name=ep.name,
+        value=ep.value,
+        distribution=dist.metadata["Name"] if dist is not None else None,
+        version=dist.version if dist is not None else None,
+    )
+
+
+def _check_adapter(adapter: object) -> None:
+    if not isinstance(adapter, Adapter):
+        raise ConfigurationError(
+            f"register() takes an msgbridge.adapter.Adapter instance, got {type(adapter).__name__}"
+        )
+    adapter_id = getattr(adapter, "id", None)
+    if not isinstance(adapter_id, str) or not adapter_id or adapter_id != adapter_id.lower() or (
+        any(ch.isspace() for ch in adapter_id)
+    ):
+        raise ConfigurationError(
+            f"adapter id must be a non-empty lower-case string without spaces, got {adapter_id!r}"
+        )

@@ -1,0 +1,129 @@
+"""Senders: the only place msgbridge does HTTP. A seam, so the client can change.
+
+A sender turns a :class:`~msgbridge.adapter.RequestSpec` plus a credential into a
+:class:`~msgbridge.adapter.ResponseView`, or returns a retryable
+:class:`~msgbridge.errors.VendorUnavailable` for transport failures. httpx is the
+default (and the client type callers may hand in). One client, and so one connection
+pool per vendor host, is shared by every connection of a bridge.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from msgbridge.adapter import RequestSpec, ResponseView
+from msgbridge.errors import MessagingError, VendorUnavailable
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "AsyncHttpxSender",
+    "AsyncSender",
+    "HttpxSender",
+    "SyncSender",
+]
+
+#: Explicit timeouts; never ``None``: a hung vendor must not hang a worker.
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+#: httpx's async pool slows down as concurrency rises; a modest pool with keep-alive
+#: keeps it off that cliff (see docs/performance.md).
+DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+_USER_AGENT = {"User-Agent": "msgbridge"}
+
+
+class SyncSender(Protocol):
+    def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncSender(Protocol):
+    async def send(
+        self, request: RequestSpec, auth: httpx.Auth
+    ) -> ResponseView | MessagingError: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _headers(request: RequestSpec) -> dict[str, str]:
+    headers = dict(_JSON) if request.json is not None else {"Accept": "application/json"}
+    headers.update(request.headers)
+    return headers
+
+
+def _transport_error(request: RequestSpec, exc: httpx.HTTPError) -> VendorUnavailable:
+    return VendorUnavailable(
+        f"transport error talking to the vendor: {type(exc).__name__}: {exc}",
+        subject_id=request.subject_id,
+    )
+
+
+def _view(response: httpx.Response) -> ResponseView:
+    return ResponseView(response.status_code, response.headers, response.content)
+
+
+class HttpxSender:
+    """Sends with an ``httpx.Client``; closes it only if it created it."""
+
+    def __init__(
+        self, client: httpx.Client | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    ) -> None:
+        self._owned = client is None
+        self.client = client or httpx.Client(
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
+        )
+        self.timeout = timeout
+
+    def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
+        built = self.client.build_request(
+            request.method,
+            request.url,
+            headers=_headers(request),
+            content=request.body_bytes(),
+            timeout=self.timeout,
+        )
+        try:
+            return _view(self.client.send(built, auth=auth))
+        except httpx.TransportError as exc:
+            return _transport_error(request, exc)
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
+
+
+class AsyncHttpxSender:
+    """Sends with an ``httpx.AsyncClient``; closes it only if it created it."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._owned = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
+        )
+        self.timeout = timeout
+
+    async def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
+        built = self.client.build_request(
+            request.method,
+            request.url,
+            headers=_headers(request),
+            content=request.body_bytes(),
+            timeout=self.timeout,
+        )
+        try:
+            return _view(await self.client.send(built, auth=auth))
+        except httpx.TransportError as exc:
+            return _transport_error(request, exc)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.client.aclose()
