@@ -133,14 +133,16 @@ class RequestSpec:
 _NOT_PARSED = object()
 
 
+def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
 @attrs.define
 class ResponseView:
     """A vendor's answer as adapters see it: status, lower-cased headers, raw body."""
 
     status: int
-    headers: Mapping[str, str] = attrs.field(
-        factory=dict, converter=lambda h: {k.lower(): v for k, v in dict(h).items()}
-    )
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_lower_keys)
     body: bytes = b""
     _parsed: Any = attrs.field(default=_NOT_PARSED, init=False, repr=False)
 

@@ -83,7 +83,8 @@ class TokenSet:
         return self.expires_at is not None and now >= self.expires_at - margin
 
     def __repr__(self) -> str:
-        return f"TokenSet(access_token={_REDACTED}, refresh_token={_REDACTED}, expires_at={self.expires_at!r})"
+        hidden = f"access_token={_REDACTED}, refresh_token={_REDACTED}"
+        return f"TokenSet({hidden}, expires_at={self.expires_at!r})"
 
 
 @runtime_checkable

@@ -34,7 +34,7 @@ from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
 from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
 
-__all__ = ["AsyncBridge", "Bridge", "BoundConnection"]
+__all__ = ["AsyncBridge", "BoundConnection", "Bridge"]
 
 
 @attrs.frozen
@@ -59,7 +59,7 @@ class _Planner:
         *,
         registry: AdapterRegistry | None,
         retry: RetryPolicy | None,
-        guard: StateGuard | None | bool,
+        guard: StateGuard | bool | None,
         clock: Callable[[], float],
         rng: random.Random | None,
     ) -> None:
@@ -131,12 +131,18 @@ class _Planner:
                 adapter=adapter.id,
             )
         mapping = adapter.capabilities.mapping(update.state)
-        base = {
-            "connection": name,
-            "adapter": adapter.id,
-            "subject_id": update.message_id,
-            "state": update.state,
-        }
+
+        def skipped(outcome: Outcome, detail: str, vendor_value: str | None = None) -> Receipt:
+            return Receipt(
+                outcome,
+                connection=name,
+                adapter=adapter.id,
+                subject_id=update.message_id,
+                state=update.state,
+                vendor_value=vendor_value,
+                detail=detail,
+            )
+
         if mapping.fidelity is Fidelity.NONE:
             if bound.connection.strict:
                 raise UnsupportedStatus(
@@ -146,10 +152,8 @@ class _Planner:
                     adapter=adapter.id,
                     subject_id=update.message_id,
                 )
-            return Receipt(
-                Outcome.SKIPPED_UNSUPPORTED,
-                **base,
-                detail=f"{adapter.id} has no value for {update.state.value!r}",
+            return skipped(
+                Outcome.SKIPPED_UNSUPPORTED, f"{adapter.id} has no value for {update.state.value!r}"
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None
@@ -158,11 +162,10 @@ class _Planner:
             verdict = guard.check(name, update.message_id, update.state, vendor_value)
             if verdict is not None:
                 last = guard.last(name, update.message_id)
-                return Receipt(
+                return skipped(
                     verdict,
-                    **base,
-                    vendor_value=vendor_value,
-                    detail=f"last applied state is {last.value if last else 'unknown'!r}",
+                    f"last applied state is {last.value if last else 'unknown'!r}",
+                    vendor_value,
                 )
         try:
             request = adapter.prepare_status(update, bound.settings)
@@ -208,7 +211,44 @@ class _Planner:
         )
 
 
-class Bridge:
+class _BridgeBase:
+    """Connection management shared by both bridges."""
+
+    _planner: _Planner
+    _closed: bool
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        return self._planner.registry
+
+    def add_connection(self, connection: Connection) -> None:
+        """Add a connection at runtime; checked (adapter, settings) before any I/O."""
+        self._planner.add_connection(connection)
+
+    def remove_connection(self, name: str) -> None:
+        self._planner.remove_connection(name)
+
+    @property
+    def connections(self) -> Mapping[str, BoundConnection]:
+        return self._planner.connections
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(f"this {type(self).__name__} is closed")
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                f"{type(self).__name__} was not closed; use it as a context manager",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} connections={len(self._planner.connections)}>"
+
+
+class Bridge(_BridgeBase):
     """Send status updates synchronously. Thread-safe; use as a context manager.
 
     ``http_client`` is an optional caller-owned ``httpx.Client`` (left open on close).
@@ -223,7 +263,7 @@ class Bridge:
         http_client: httpx.Client | None = None,
         sender: SyncSender | None = None,
         retry: RetryPolicy | None = None,
-        guard: StateGuard | None | bool = True,
+        guard: StateGuard | bool | None = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -234,20 +274,6 @@ class Bridge:
         self._sender: SyncSender = sender or HttpxSender(http_client)
         self._sleep = sleep
         self._closed = False
-
-    @property
-    def registry(self) -> AdapterRegistry:
-        return self._planner.registry
-
-    def add_connection(self, connection: Connection) -> None:
-        self._planner.add_connection(connection)
-
-    def remove_connection(self, name: str) -> None:
-        self._planner.remove_connection(name)
-
-    @property
-    def connections(self) -> Mapping[str, BoundConnection]:
-        return self._planner.connections
 
     def update_status(self, connection: str, status: MessageStatus) -> Receipt:
         """Apply *status*; returns the receipt or raises the typed error."""
@@ -277,10 +303,6 @@ class Bridge:
             receipt: Receipt = done.value
             return receipt
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigurationError("this Bridge is closed")
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -290,23 +312,15 @@ class Bridge:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            warnings.warn(
-                "Bridge was not closed; use it as a context manager or call close()",
-                ResourceWarning,
-                stacklevel=1,
-            )
 
-    def __repr__(self) -> str:
-        return f"<Bridge connections={len(self._planner.connections)}>"
-
-
-class AsyncBridge:
+class AsyncBridge(_BridgeBase):
     """Send status updates from asyncio. Use with ``async with``; one event loop only.
 
     ``http_client`` is an optional caller-owned ``httpx.AsyncClient``; ``sender`` swaps
@@ -321,7 +335,7 @@ class AsyncBridge:
         http_client: httpx.AsyncClient | None = None,
         sender: AsyncSender | None = None,
         retry: RetryPolicy | None = None,
-        guard: StateGuard | None | bool = True,
+        guard: StateGuard | bool | None = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
@@ -335,20 +349,6 @@ class AsyncBridge:
         self._sleep = sleep or asyncio.sleep
         self._closed = False
 
-    @property
-    def registry(self) -> AdapterRegistry:
-        return self._planner.registry
-
-    def add_connection(self, connection: Connection) -> None:
-        self._planner.add_connection(connection)
-
-    def remove_connection(self, name: str) -> None:
-        self._planner.remove_connection(name)
-
-    @property
-    def connections(self) -> Mapping[str, BoundConnection]:
-        return self._planner.connections
-
     async def update_status(self, connection: str, status: MessageStatus) -> Receipt:
         plan = self._planner.plan_status(connection, status)
         return plan if isinstance(plan, Receipt) else await self._run(plan)
@@ -357,8 +357,7 @@ class AsyncBridge:
         return await self._run(self._planner.plan_conversation(connection, update))
 
     async def _run(self, job: Delivery) -> Receipt:
-        if self._closed:
-            raise ConfigurationError("this AsyncBridge is closed")
+        self._check_open()
         auth = self._planner.connection(job.connection).connection.credentials
         steps = self._planner.steps(job)
         try:
@@ -386,17 +385,9 @@ class AsyncBridge:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            warnings.warn(
-                "AsyncBridge was not closed; use 'async with' or await aclose()",
-                ResourceWarning,
-                stacklevel=1,
-            )
-
-    def __repr__(self) -> str:
-        return f"<AsyncBridge connections={len(self._planner.connections)}>"

@@ -8,9 +8,8 @@ from typing import Any
 import attrs
 import httpx
 
-from msgbridge.errors import ConfigurationError
+from msgbridge.errors import ConfigurationError, InvalidStatus
 from msgbridge.model import check_identifier
-from msgbridge.errors import InvalidStatus
 
 __all__ = ["Connection"]
 

@@ -115,9 +115,7 @@ def deliver(
             error.attempts = attempt
             log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)
             raise error
-        log.info(
-            "msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay
-        )
+        log.info("msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
         yield Sleep(delay)
 
 

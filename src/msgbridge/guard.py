@@ -25,9 +25,9 @@ class StateGuard:
         self._applied: OrderedDict[tuple[str, str], tuple[DeliveryState, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, connection: str, message_id: str, state: DeliveryState, vendor_value: str) -> (
-        Outcome | None
-    ):
+    def check(
+        self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
+    ) -> Outcome | None:
         """``SKIPPED_STALE``/``SKIPPED_DUPLICATE`` if the update is not news, else ``None``."""
         with self._lock:
             previous = self._applied.get((connection, message_id))
@@ -40,9 +40,9 @@ class StateGuard:
             return Outcome.SKIPPED_DUPLICATE
         return None
 
-    def record(self, connection: str, message_id: str, state: DeliveryState, vendor_value: str) -> (
-        None
-    ):
+    def record(
+        self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
+    ) -> None:
         key = (connection, message_id)
         with self._lock:
             self._applied[key] = (state, vendor_value)

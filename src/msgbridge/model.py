@@ -135,7 +135,9 @@ def _state(value: object) -> DeliveryState:
         return DeliveryState(value)
     except ValueError:
         allowed = ", ".join(s.value for s in DeliveryState)
-        raise InvalidStatus(f"state {value!r} is unknown; allowed: {allowed}", field="state") from None
+        raise InvalidStatus(
+            f"state {value!r} is unknown; allowed: {allowed}", field="state"
+        ) from None
 
 
 def _recipients(value: Iterable[str] | None) -> tuple[str, ...]:

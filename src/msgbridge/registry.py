@@ -27,8 +27,8 @@ from msgbridge.errors import ConfigurationError
 from msgbridge.events import DeliveryAttempt
 
 __all__ = [
-    "BLOCK_ENV",
     "ALLOW_ENV",
+    "BLOCK_ENV",
     "AdapterRegistry",
     "PluginFailure",
     "PluginSource",
@@ -187,8 +187,7 @@ class AdapterRegistry:
         if adapter_id in self._conflicts:
             names = " and ".join(str(s) for s in self._conflicts[adapter_id])
             raise ConfigurationError(
-                f"adapter id {adapter_id!r} is claimed by {names}; block one with "
-                f"{BLOCK_ENV}",
+                f"adapter id {adapter_id!r} is claimed by {names}; block one with {BLOCK_ENV}",
                 adapter=adapter_id,
             )
         try:
@@ -252,10 +251,7 @@ class AdapterRegistry:
         self._pm.register(_Observer(), name=f"observer-{id(observer)}")
 
     def __repr__(self) -> str:
-        return (
-            f"<AdapterRegistry adapters={sorted(self._adapters)} "
-            f"failures={len(self._failures)}>"
-        )
+        return f"<AdapterRegistry adapters={sorted(self._adapters)} failures={len(self._failures)}>"
 
 
 def _source_of(ep: EntryPoint) -> PluginSource:
@@ -274,8 +270,11 @@ def _check_adapter(adapter: object) -> None:
             f"register() takes an msgbridge.adapter.Adapter instance, got {type(adapter).__name__}"
         )
     adapter_id = getattr(adapter, "id", None)
-    if not isinstance(adapter_id, str) or not adapter_id or adapter_id != adapter_id.lower() or (
-        any(ch.isspace() for ch in adapter_id)
+    if (
+        not isinstance(adapter_id, str)
+        or not adapter_id
+        or adapter_id != adapter_id.lower()
+        or (any(ch.isspace() for ch in adapter_id))
     ):
         raise ConfigurationError(
             f"adapter id must be a non-empty lower-case string without spaces, got {adapter_id!r}"

@@ -74,7 +74,7 @@ class HttpxSender:
     ) -> None:
         self._owned = client is None
         self.client = client or httpx.Client(
-            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
         )
         self.timeout = timeout
 
@@ -107,7 +107,7 @@ class AsyncHttpxSender:
     ) -> None:
         self._owned = client is None
         self.client = client or httpx.AsyncClient(
-            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
         )
         self.timeout = timeout
 

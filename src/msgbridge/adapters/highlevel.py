@@ -129,7 +129,7 @@ class HighLevelSettings:
     version: str | None = attrs.field(default=None, validator=_optional_text)
     #: Default ``locationId`` for conversation updates without an ``account_id``.
     location_id: str | None = attrs.field(default=None, validator=_optional_text)
-    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5–10 s).
+    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5-10 s).
     provider_retry_after: float = attrs.field(default=5.0)
 
     @provider_retry_after.validator
@@ -285,7 +285,7 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         )
 
     def error_for(self, response: ResponseView, *, provider_retry_after: float) -> MessagingError:
-        """The typed error for a HighLevel error answer (NestJS ``{statusCode, message, error}``)."""
+        """The typed error for an error answer (NestJS ``{statusCode, message, error}``)."""
         body = response.json_object() or {}
         message = joined_message(body.get("message")) or response.text(200) or "no message"
         trace = body.get("traceId") if isinstance(body.get("traceId"), str) else None

@@ -84,7 +84,9 @@ def _channel_id(value: Any, *, error: Callable[[str], MessagingError]) -> int:
         raise error(f"channel_id must be a whole number, got {value!r}")
     if isinstance(value, str):
         if not value.strip().isdigit():
-            raise error(f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}")
+            raise error(
+                f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}"
+            )
         value = int(value.strip())
     if not isinstance(value, int) or not 0 < value <= _INT32_MAX:
         raise error(f"channel_id must be a positive 32-bit integer, got {value!r}")
@@ -179,7 +181,8 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         if settings.api_version == LEGACY_API_VERSION:
             path = f"/conversations/v3/custom-channels/{channel}/messages/{message}"
         else:
-            path = f"/conversations/custom-channels/{settings.api_version}/{channel}/messages/{message}"
+            version = settings.api_version
+            path = f"/conversations/custom-channels/{version}/{channel}/messages/{message}"
         return RequestSpec(
             method="PATCH",
             url=base + path,
@@ -214,7 +217,9 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             for e in body.get("errors") or []
             if isinstance(e, dict) and isinstance(e.get("message"), str)
         ]
-        text = "; ".join([m for m in [message, *details] if m]) or response.text(200) or "no message"
+        text = (
+            "; ".join([m for m in [message, *details] if m]) or response.text(200) or "no message"
+        )
         category = body.get("category") or body.get("errorType")
         sub = body.get("subCategory")
         label = f"{category}" + (f"/{sub}" if sub else "") if category else None
@@ -242,9 +247,7 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
                 **context,
             )
         if status >= 500:
-            return VendorUnavailable(
-                f"HubSpot is unavailable (HTTP {status}): {text}", **context
-            )
+            return VendorUnavailable(f"HubSpot is unavailable (HTTP {status}): {text}", **context)
         return VendorRejected(f"HubSpot rejected the request: {text}", **context)
 
 
