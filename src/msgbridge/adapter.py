@@ -29,6 +29,7 @@ __all__ = [
     "Fidelity",
     "Operation",
     "RateBudget",
+    "RateFeedback",
     "RequestSpec",
     "ResponseView",
     "StateMapping",
@@ -101,6 +102,16 @@ class RateBudget:
     per_seconds: float
     #: Daily cap, if the vendor has one.
     daily: int | None = None
+
+
+@attrs.frozen
+class RateFeedback:
+    """What a vendor's rate-limit headers said (every field optional)."""
+
+    remaining: int | None = None
+    maximum: int | None = None
+    #: Length of the vendor's window, in seconds.
+    window: float | None = None
 
 
 @attrs.frozen
@@ -252,6 +263,10 @@ class Adapter(abc.ABC, Generic[S]):
     @abc.abstractmethod
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         """Read the vendor's answer, or raise the typed error it amounts to."""
+
+    def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
+        """Read the vendor's rate-limit headers so the limiter can adapt (optional)."""
+        return None
 
     def vendor_value(self, state: DeliveryState) -> str | None:
         return self.capabilities.mapping(state).vendor_value

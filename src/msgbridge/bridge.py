@@ -7,29 +7,42 @@ only in how they send and sleep.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import random
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import Any
 
 import attrs
 import httpx
 
-from msgbridge.adapter import Adapter, Fidelity, Operation
+from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
+from msgbridge.batch import END, BatchItem, Emit, Pull, Start, Wait, batch_steps
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Send, deliver
+from msgbridge.delivery import Delivery, Send, Sleep, deliver
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
     MessagingError,
+    RateLimited,
     UnsupportedOperation,
     UnsupportedStatus,
 )
 from msgbridge.guard import StateGuard
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
+from msgbridge.ratelimit import SlidingWindowLimiter
 from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
 from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
@@ -37,13 +50,18 @@ from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSe
 __all__ = ["AsyncBridge", "BoundConnection", "Bridge"]
 
 
+#: What ``update_many`` takes: a connection name and an update.
+BatchInput = tuple[str, MessageStatus | ConversationUpdate]
+
+
 @attrs.frozen
 class BoundConnection:
-    """A connection with its adapter and parsed settings, checked once when added."""
+    """A connection with its adapter, parsed settings and rate limiter, checked once."""
 
     connection: Connection
     adapter: Adapter[Any]
     settings: Any
+    limiter: SlidingWindowLimiter | None
 
     @property
     def name(self) -> str:
@@ -62,7 +80,9 @@ class _Planner:
         guard: StateGuard | bool | None,
         clock: Callable[[], float],
         rng: random.Random | None,
+        rate_limits: bool,
     ) -> None:
+        self.rate_limits = rate_limits
         self.registry = registry if registry is not None else AdapterRegistry.from_entry_points()
         self.retry = retry or RetryPolicy()
         self.guard: StateGuard | None = (
@@ -85,7 +105,9 @@ class _Planner:
             )
         adapter = self.registry.get(connection.adapter)
         settings = adapter.parse_settings(connection.settings)
-        bound = BoundConnection(connection, adapter, settings)
+        bound = BoundConnection(
+            connection, adapter, settings, self._limiter_for(connection, adapter)
+        )
         with self._lock:
             if connection.name in self._connections:
                 raise ConfigurationError(
@@ -95,6 +117,23 @@ class _Planner:
                 )
             self._connections[connection.name] = bound
         return bound
+
+    def _limiter_for(
+        self, connection: Connection, adapter: Adapter[Any]
+    ) -> SlidingWindowLimiter | None:
+        if not self.rate_limits:
+            return None
+        if connection.rate_limit is not None:
+            requests, per_seconds = connection.rate_limit
+        else:
+            budget = adapter.defaults.rate_budget
+            requests, per_seconds = budget.requests, budget.per_seconds
+        try:
+            return SlidingWindowLimiter(requests, per_seconds)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"rate_limit of connection {connection.name!r}: {exc}", key="rate_limit"
+            ) from None
 
     def remove_connection(self, name: str) -> None:
         with self._lock:
@@ -205,10 +244,56 @@ class _Planner:
             raise exc.with_context(connection=name, adapter=adapter.id) from None
         return Delivery(connection=name, adapter=adapter, request=request)
 
+    def plan(self, name: str, update: MessageStatus | ConversationUpdate) -> Receipt | Delivery:
+        if isinstance(update, ConversationUpdate):
+            return self.plan_conversation(name, update)
+        return self.plan_status(name, update)
+
     def steps(self, job: Delivery) -> Any:
         return deliver(
             job, policy=self.retry, clock=self.clock, rng=self.rng, notify=self.registry.notify
         )
+
+    def batch(self, max_in_flight: int, per_connection: int, max_pending: int | None) -> Any:
+        return batch_steps(
+            self.plan,
+            self.limiter,
+            lambda name: self._connections[name].adapter.id if name in self._connections else "",
+            self.clock,
+            max_in_flight=max_in_flight,
+            per_connection=per_connection,
+            max_pending=max_pending or max(1024, 8 * max_in_flight),
+        )
+
+    def limiter(self, name: str) -> SlidingWindowLimiter | None:
+        bound = self._connections.get(name)
+        return bound.limiter if bound is not None else None
+
+    # -- what both runners do around each step ----------------------------------------
+
+    def wait_before_send(self, job: Delivery, reserved: bool) -> float:
+        """Take a rate-limit slot for this attempt; returns how long to wait for it."""
+        gate = self.limiter(job.connection)
+        if gate is None or reserved:
+            return 0.0
+        return gate.acquire(self.clock())
+
+    def after_reply(self, job: Delivery, reply: ResponseView | MessagingError) -> None:
+        """Let the limiter learn from the vendor's rate-limit headers."""
+        gate = self.limiter(job.connection)
+        if gate is not None and isinstance(reply, ResponseView):
+            feedback = job.adapter.rate_limit_feedback(reply)
+            if feedback is not None:
+                gate.learn(feedback, self.clock())
+
+    def before_sleep(self, job: Delivery, step: Sleep) -> None:
+        """A 429 pauses the whole connection, not just this request."""
+        gate = self.limiter(job.connection)
+        if gate is not None and isinstance(step.reason, RateLimited):
+            gate.pause_until(self.clock() + step.seconds)
+
+    def credentials(self, job: Delivery) -> httpx.Auth:
+        return self.connection(job.connection).connection.credentials
 
 
 class _BridgeBase:
@@ -267,9 +352,16 @@ class Bridge(_BridgeBase):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        rate_limits: bool = True,
     ) -> None:
         self._planner = _Planner(
-            connections, registry=registry, retry=retry, guard=guard, clock=clock, rng=rng
+            connections,
+            registry=registry,
+            retry=retry,
+            guard=guard,
+            clock=clock,
+            rng=rng,
+            rate_limits=rate_limits,
         )
         self._sender: SyncSender = sender or HttpxSender(http_client)
         self._sleep = sleep
@@ -283,20 +375,72 @@ class Bridge(_BridgeBase):
     def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         return self._run(self._planner.plan_conversation(connection, update))
 
-    def _run(self, job: Delivery) -> Receipt:
+    def update_many(
+        self,
+        items: Iterable[BatchInput],
+        *,
+        max_in_flight: int = 32,
+        per_connection: int = 8,
+        max_pending: int | None = None,
+    ) -> Iterator[Receipt]:
+        """Apply many updates concurrently; yields receipts in completion order.
+
+        Each receipt's ``index`` is the position of its input. One item's failure is a
+        ``FAILED`` receipt, never an exception. Input is read lazily (backpressure).
+        """
         self._check_open()
-        auth = self._planner.connection(job.connection).connection.credentials
-        steps = self._planner.steps(job)
+        planner = self._planner
+        steps = planner.batch(max_in_flight, per_connection, max_pending)
+        source = iter(items)
+        running: dict[concurrent.futures.Future[Receipt], BatchItem] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_in_flight, "msgbridge") as pool:
+            try:
+                reply: Any = None
+                while True:
+                    step = steps.send(reply)
+                    reply = None
+                    if isinstance(step, Pull):
+                        reply = next(source, END)
+                    elif isinstance(step, Start):
+                        running[pool.submit(self._run, step.job, step.reserved)] = step.item
+                    elif isinstance(step, Emit):
+                        yield step.receipt
+                    elif isinstance(step, Wait):
+                        if running:
+                            done, _ = concurrent.futures.wait(
+                                running, step.timeout, concurrent.futures.FIRST_COMPLETED
+                            )
+                        else:
+                            self._sleep(step.timeout or 0.0)
+                            done = set()
+                        reply = [(running.pop(f), _outcome(f.exception(), f)) for f in done]
+            except StopIteration:
+                return
+            finally:
+                for future in running:
+                    future.cancel()
+
+    def _run(self, job: Delivery, reserved: bool = False) -> Receipt:
+        self._check_open()
+        planner = self._planner
+        auth = planner.credentials(job)
+        steps = planner.steps(job)
         try:
             step = next(steps)
             while True:
                 if isinstance(step, Send):
+                    wait = planner.wait_before_send(job, reserved)
+                    reserved = False
+                    if wait > 0:
+                        self._sleep(wait)
                     try:
                         reply = self._sender.send(step.request, auth)
                     except MessagingError as exc:  # e.g. a rejected token refresh
                         reply = exc
+                    planner.after_reply(job, reply)
                     step = steps.send(reply)
                 else:
+                    planner.before_sleep(job, step)
                     self._sleep(step.seconds)
                     step = steps.send(None)
         except StopIteration as done:
@@ -339,11 +483,16 @@ class AsyncBridge(_BridgeBase):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
+        rate_limits: bool = True,
     ) -> None:
-        import asyncio
-
         self._planner = _Planner(
-            connections, registry=registry, retry=retry, guard=guard, clock=clock, rng=rng
+            connections,
+            registry=registry,
+            retry=retry,
+            guard=guard,
+            clock=clock,
+            rng=rng,
+            rate_limits=rate_limits,
         )
         self._sender: AsyncSender = sender or AsyncHttpxSender(http_client)
         self._sleep = sleep or asyncio.sleep
@@ -356,20 +505,71 @@ class AsyncBridge(_BridgeBase):
     async def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         return await self._run(self._planner.plan_conversation(connection, update))
 
-    async def _run(self, job: Delivery) -> Receipt:
+    async def update_many(
+        self,
+        items: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        max_in_flight: int = 64,
+        per_connection: int = 8,
+        max_pending: int | None = None,
+    ) -> AsyncIterator[Receipt]:
+        """Apply many updates concurrently; yields receipts in completion order.
+
+        Takes an iterable or an async iterable. Each receipt's ``index`` is the position
+        of its input. One item's failure is a ``FAILED`` receipt, never an exception.
+        """
         self._check_open()
-        auth = self._planner.connection(job.connection).connection.credentials
-        steps = self._planner.steps(job)
+        steps = self._planner.batch(max_in_flight, per_connection, max_pending)
+        pull = _puller(items)
+        running: dict[asyncio.Task[Receipt], BatchItem] = {}
+        try:
+            reply: Any = None
+            while True:
+                step = steps.send(reply)
+                reply = None
+                if isinstance(step, Pull):
+                    reply = await pull()
+                elif isinstance(step, Start):
+                    task = asyncio.ensure_future(self._run(step.job, step.reserved))
+                    running[task] = step.item
+                elif isinstance(step, Emit):
+                    yield step.receipt
+                elif isinstance(step, Wait):
+                    if running:
+                        done, _ = await asyncio.wait(
+                            running, timeout=step.timeout, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    else:
+                        await self._sleep(step.timeout or 0.0)
+                        done = set()
+                    reply = [(running.pop(t), _outcome(t.exception(), t)) for t in done]
+        except StopIteration:
+            return
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _run(self, job: Delivery, reserved: bool = False) -> Receipt:
+        self._check_open()
+        planner = self._planner
+        auth = planner.credentials(job)
+        steps = planner.steps(job)
         try:
             step = next(steps)
             while True:
                 if isinstance(step, Send):
+                    wait = planner.wait_before_send(job, reserved)
+                    reserved = False
+                    if wait > 0:
+                        await self._sleep(wait)
                     try:
                         reply = await self._sender.send(step.request, auth)
                     except MessagingError as exc:
                         reply = exc
+                    planner.after_reply(job, reply)
                     step = steps.send(reply)
                 else:
+                    planner.before_sleep(job, step)
                     await self._sleep(step.seconds)
                     step = steps.send(None)
         except StopIteration as done:
@@ -391,3 +591,28 @@ class AsyncBridge(_BridgeBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _outcome(
+    error: BaseException | None, done: concurrent.futures.Future[Receipt] | asyncio.Task[Receipt]
+) -> Receipt | BaseException:
+    return error if error is not None else done.result()
+
+
+def _puller(
+    items: Iterable[BatchInput] | AsyncIterable[BatchInput],
+) -> Callable[[], Awaitable[Any]]:
+    """One awaitable "next item or END" over a sync or async iterable."""
+    if isinstance(items, AsyncIterable):
+        iterator = aiter(items)
+
+        async def pull_async() -> Any:
+            return await anext(iterator, END)
+
+        return pull_async
+    sync_iterator = iter(items)
+
+    async def pull_sync() -> Any:
+        return next(sync_iterator, END)
+
+    return pull_sync

@@ -35,6 +35,8 @@ class Send:
 @attrs.frozen
 class Sleep:
     seconds: float
+    #: The error that asked for the wait (a ``RateLimited`` pauses the connection).
+    reason: MessagingError | None = None
 
 
 @attrs.frozen
@@ -116,7 +118,7 @@ def deliver(
             log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)
             raise error
         log.info("msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
-        yield Sleep(delay)
+        yield Sleep(delay, error)
 
 
 def _event(

@@ -32,6 +32,7 @@ from msgbridge.adapter import (
     Capabilities,
     Operation,
     RateBudget,
+    RateFeedback,
     RequestSpec,
     ResponseView,
     StateMapping,
@@ -282,6 +283,18 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             http_status=response.status,
             vendor_ids=ids,
             trace_id=data.traceId or response.header("traceid"),
+        )
+
+    def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
+        """``X-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
+        remaining = int_header(response, "x-ratelimit-remaining")
+        if remaining is None:
+            return None
+        interval = int_header(response, "x-ratelimit-interval-milliseconds")
+        return RateFeedback(
+            remaining=remaining,
+            maximum=int_header(response, "x-ratelimit-max"),
+            window=interval / 1000.0 if interval else None,
         )
 
     def error_for(self, response: ResponseView, *, provider_retry_after: float) -> MessagingError:

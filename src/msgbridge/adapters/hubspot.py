@@ -32,6 +32,7 @@ from msgbridge.adapter import (
     Capabilities,
     Operation,
     RateBudget,
+    RateFeedback,
     RequestSpec,
     ResponseView,
     StateMapping,
@@ -207,6 +208,18 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
                 vendor_status=data.status.statusType if data.status else None,
             )
         raise self.error_for(response)
+
+    def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
+        """``X-HubSpot-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
+        remaining = int_header(response, "x-hubspot-ratelimit-remaining")
+        if remaining is None:
+            return None
+        interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
+        return RateFeedback(
+            remaining=remaining,
+            maximum=int_header(response, "x-hubspot-ratelimit-max"),
+            window=interval / 1000.0 if interval else None,
+        )
 
     def error_for(self, response: ResponseView) -> MessagingError:
         """Typed error for HubSpot's ``Error`` body, or its legacy 429 body."""

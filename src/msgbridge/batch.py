@@ -1,0 +1,285 @@
+"""Batch dispatch, written once: the scheduling loop behind ``update_many``.
+
+:func:`batch_steps` is a generator of effects — :class:`Pull` (give me the next input),
+:class:`Start` (run this delivery), :class:`Wait` (wait for completions or a timeout),
+:class:`Emit` (hand this receipt to the caller) — so the sync runner (threads) and the
+async runner (tasks) share every rule:
+
+- bounded memory: at most ``max_pending`` inputs are held (queued or in flight); the
+  input is read only when there is room (backpressure, never unbounded read-ahead);
+- bounded concurrency overall and per connection; a connection whose rate limiter has
+  no slot is passed over (its waits hold no in-flight slot) while others keep going;
+- updates for one message are never reordered: at most one is in flight, and a burst
+  still queued behind it collapses to its final state (the others are
+  ``SKIPPED_SUPERSEDED``, saving vendor budget);
+- one item's failure is a ``FAILED`` receipt, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import attrs
+
+from msgbridge.delivery import Delivery
+from msgbridge.errors import InvalidStatus, MessagingError
+from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
+from msgbridge.ratelimit import SlidingWindowLimiter
+
+__all__ = ["END", "BatchItem", "Emit", "Pull", "Start", "Wait", "batch_steps", "failed_receipt"]
+
+#: What a runner sends back for :class:`Pull` when the input is exhausted.
+END: Any = object()
+
+Update = MessageStatus | ConversationUpdate
+
+
+@attrs.define(eq=False)
+class BatchItem:
+    index: int
+    connection: str
+    update: Update
+    key: tuple[str, str, str]
+
+
+@attrs.frozen
+class Pull:
+    pass
+
+
+@attrs.frozen
+class Start:
+    item: BatchItem
+    job: Delivery
+    #: Whether a rate-limit slot was already taken for the first attempt.
+    reserved: bool
+
+
+@attrs.frozen
+class Wait:
+    #: Seconds until a rate limiter frees a slot; ``None`` means "until a completion".
+    timeout: float | None
+
+
+@attrs.frozen
+class Emit:
+    receipt: Receipt
+
+
+Step = Pull | Start | Wait | Emit
+
+
+def failed_receipt(error: MessagingError, *, connection: str, update: object) -> Receipt:
+    """A ``FAILED`` receipt carrying *error* (which never holds a secret)."""
+    state = update.state if isinstance(update, MessageStatus) else None
+    subject = (
+        update.message_id
+        if isinstance(update, MessageStatus)
+        else update.conversation_id
+        if isinstance(update, ConversationUpdate)
+        else ""
+    )
+    return Receipt(
+        Outcome.FAILED,
+        connection=connection,
+        adapter=error.adapter or "",
+        subject_id=subject,
+        state=state,
+        attempts=error.attempts or 0,
+        http_status=error.http_status,
+        trace_id=error.trace_id,
+        detail=str(error),
+        error=error,
+    )
+
+
+class _Queues:
+    """Per-message queues and a round-robin of connections with work ready."""
+
+    def __init__(self) -> None:
+        self.queued: dict[tuple[str, str, str], deque[BatchItem]] = {}
+        self.busy: set[tuple[str, str, str]] = set()
+        self.ready: dict[str, deque[tuple[str, str, str]]] = {}
+        self.rotation: deque[str] = deque()
+        self.in_flight: dict[str, int] = {}
+
+    def add(self, item: BatchItem) -> BatchItem | None:
+        """Queue *item*; returns an item it superseded, if any."""
+        queue = self.queued.get(item.key)
+        if queue:
+            last = queue[-1]
+            if isinstance(last.update, MessageStatus) and isinstance(item.update, MessageStatus):
+                if item.update.state.may_follow(last.update.state):
+                    queue[-1] = item
+                    return last
+                return item
+        if queue is None:
+            queue = self.queued[item.key] = deque()
+        queue.append(item)
+        if item.key not in self.busy and len(queue) == 1:
+            self._mark_ready(item.key)
+        return None
+
+    def _mark_ready(self, key: tuple[str, str, str]) -> None:
+        connection = key[0]
+        keys = self.ready.get(connection)
+        if keys is None:
+            keys = self.ready[connection] = deque()
+            self.rotation.append(connection)
+        keys.append(key)
+
+    def take(self, connection: str) -> BatchItem:
+        keys = self.ready[connection]
+        key = keys.popleft()
+        if not keys:
+            del self.ready[connection]
+        else:
+            self.rotation.append(connection)
+        queue = self.queued[key]
+        item = queue.popleft()
+        if not queue:
+            del self.queued[key]
+        self.busy.add(key)
+        self.in_flight[connection] = self.in_flight.get(connection, 0) + 1
+        return item
+
+    def finish(self, item: BatchItem) -> None:
+        self.busy.discard(item.key)
+        self.in_flight[item.connection] -= 1
+        if not self.in_flight[item.connection]:
+            del self.in_flight[item.connection]
+        if item.key in self.queued:
+            self._mark_ready(item.key)
+
+
+def _key(connection: str, update: Update) -> tuple[str, str, str]:
+    if isinstance(update, MessageStatus):
+        return (connection, "status", update.message_id)
+    return (connection, "conversation", update.conversation_id)
+
+
+def batch_steps(
+    plan: Callable[[str, Update], Receipt | Delivery],
+    limiter: Callable[[str], SlidingWindowLimiter | None],
+    adapter_id: Callable[[str], str],
+    clock: Callable[[], float],
+    *,
+    max_in_flight: int,
+    per_connection: int,
+    max_pending: int,
+) -> Generator[Step, Any, None]:
+    """The scheduling loop; see the module docstring for its rules."""
+    if max_in_flight < 1 or per_connection < 1 or max_pending < max_in_flight:
+        raise ValueError(
+            "need max_in_flight >= 1, per_connection >= 1, max_pending >= max_in_flight"
+        )
+    queues = _Queues()
+    pending = 0  # queued + in flight
+    in_flight = 0
+    index = 0
+    exhausted = False
+    while True:
+        while not exhausted and pending < max_pending:
+            raw = yield Pull()
+            if raw is END:
+                exhausted = True
+                break
+            item_index, index = index, index + 1
+            if not (isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], str)):
+                error = InvalidStatus(
+                    f"batch item {item_index} must be a (connection, update) pair, got {raw!r}"
+                )
+                yield Emit(
+                    attrs.evolve(
+                        failed_receipt(error, connection="", update=None), index=item_index
+                    )
+                )
+                continue
+            connection, update = raw
+            if not isinstance(update, (MessageStatus, ConversationUpdate)):
+                error = InvalidStatus(
+                    f"batch item {item_index}: expected a MessageStatus or ConversationUpdate, "
+                    f"got {type(update).__name__}",
+                    connection=connection,
+                )
+                yield Emit(
+                    attrs.evolve(
+                        failed_receipt(error, connection=connection, update=None), index=item_index
+                    )
+                )
+                continue
+            superseded = queues.add(
+                BatchItem(item_index, connection, update, _key(connection, update))
+            )
+            pending += 1
+            if superseded is not None:
+                pending -= 1
+                yield Emit(_superseded(superseded, adapter_id(superseded.connection)))
+
+        wake: float | None = None
+        blocked_rounds = 0
+        while (
+            in_flight < max_in_flight and queues.rotation and blocked_rounds < len(queues.rotation)
+        ):
+            connection = queues.rotation.popleft()
+            if connection not in queues.ready:
+                continue  # drained since it was queued in the rotation
+            if queues.in_flight.get(connection, 0) >= per_connection:
+                queues.rotation.append(connection)
+                blocked_rounds += 1
+                continue
+            gate = limiter(connection)
+            now = clock()
+            if gate is not None:
+                at = gate.available_at(now)
+                if at > now:
+                    queues.rotation.append(connection)
+                    wake = at if wake is None else min(wake, at)
+                    blocked_rounds += 1
+                    continue
+            blocked_rounds = 0
+            item = queues.take(connection)
+            try:
+                planned = plan(item.connection, item.update)
+            except MessagingError as exc:
+                planned = failed_receipt(exc, connection=item.connection, update=item.update)
+            if isinstance(planned, Receipt):
+                queues.finish(item)
+                pending -= 1
+                yield Emit(attrs.evolve(planned, index=item.index))
+                continue
+            reserved = gate.try_acquire(now) if gate is not None else False
+            in_flight += 1
+            yield Start(item, planned, reserved)
+
+        if exhausted and pending == 0:
+            return
+        timeout = None if wake is None else max(0.0, wake - clock())
+        completions: list[tuple[BatchItem, Receipt | BaseException]] = yield Wait(timeout)
+        for item, outcome in completions or ():
+            queues.finish(item)
+            in_flight -= 1
+            pending -= 1
+            if isinstance(outcome, MessagingError):
+                receipt = failed_receipt(outcome, connection=item.connection, update=item.update)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                receipt = outcome
+            yield Emit(attrs.evolve(receipt, index=item.index))
+
+
+def _superseded(item: BatchItem, adapter: str) -> Receipt:
+    update = item.update
+    assert isinstance(update, MessageStatus)
+    return Receipt(
+        Outcome.SKIPPED_SUPERSEDED,
+        connection=item.connection,
+        adapter=adapter,
+        subject_id=update.message_id,
+        state=update.state,
+        detail="a later update for this message replaced it before it was sent",
+        index=item.index,
+    )
