@@ -55,8 +55,12 @@ class BearerToken(httpx.Auth):
     def __init__(self, token: str) -> None:
         self._token = _check_secret("token", token)
 
+    def authorization(self) -> str:
+        """The ``Authorization`` header value (for senders that skip httpx's flow)."""
+        return f"Bearer {self._token}"
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        request.headers["Authorization"] = self.authorization()
         yield request
 
     def __repr__(self) -> str:
