@@ -40,7 +40,7 @@ from msgbridge.errors import (
     UnsupportedOperation,
     UnsupportedStatus,
 )
-from msgbridge.guard import StateGuard
+from msgbridge.guard import Guard, StateGuard
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 from msgbridge.registry import AdapterRegistry
@@ -77,7 +77,7 @@ class _Planner:
         *,
         registry: AdapterRegistry | None,
         retry: RetryPolicy | None,
-        guard: StateGuard | bool | None,
+        guard: Guard | bool | None,
         clock: Callable[[], float],
         rng: random.Random | None,
         rate_limits: bool,
@@ -85,8 +85,8 @@ class _Planner:
         self.rate_limits = rate_limits
         self.registry = registry if registry is not None else AdapterRegistry.from_entry_points()
         self.retry = retry or RetryPolicy()
-        self.guard: StateGuard | None = (
-            StateGuard() if guard is True else (guard if isinstance(guard, StateGuard) else None)
+        self.guard: Guard | None = (
+            StateGuard() if guard is True else None if guard is False or guard is None else guard
         )
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -348,7 +348,7 @@ class Bridge(_BridgeBase):
         http_client: httpx.Client | None = None,
         sender: SyncSender | None = None,
         retry: RetryPolicy | None = None,
-        guard: StateGuard | bool | None = True,
+        guard: Guard | bool | None = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -479,7 +479,7 @@ class AsyncBridge(_BridgeBase):
         http_client: httpx.AsyncClient | None = None,
         sender: AsyncSender | None = None,
         retry: RetryPolicy | None = None,
-        guard: StateGuard | bool | None = True,
+        guard: Guard | bool | None = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,

@@ -9,10 +9,42 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Protocol, runtime_checkable
 
 from msgbridge.model import DeliveryState, Outcome
 
-__all__ = ["StateGuard"]
+__all__ = ["Guard", "StateGuard", "verdict"]
+
+
+@runtime_checkable
+class Guard(Protocol):
+    """What the bridge needs of a guard; the outbox persists one in its database."""
+
+    def check(
+        self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
+    ) -> Outcome | None: ...
+
+    def record(
+        self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
+    ) -> None: ...
+
+    def last(self, connection: str, message_id: str) -> DeliveryState | None: ...
+
+    def forget(self, connection: str) -> None: ...
+
+
+def verdict(
+    previous: tuple[DeliveryState, str] | None, state: DeliveryState, vendor_value: str
+) -> Outcome | None:
+    """The guard's rule, for any storage: stale, duplicate, or news (``None``)."""
+    if previous is None:
+        return None
+    last_state, last_value = previous
+    if not state.may_follow(last_state):
+        return Outcome.SKIPPED_STALE
+    if vendor_value == last_value:
+        return Outcome.SKIPPED_DUPLICATE
+    return None
 
 
 class StateGuard:
@@ -31,14 +63,7 @@ class StateGuard:
         """``SKIPPED_STALE``/``SKIPPED_DUPLICATE`` if the update is not news, else ``None``."""
         with self._lock:
             previous = self._applied.get((connection, message_id))
-        if previous is None:
-            return None
-        last_state, last_value = previous
-        if not state.may_follow(last_state):
-            return Outcome.SKIPPED_STALE
-        if vendor_value == last_value:
-            return Outcome.SKIPPED_DUPLICATE
-        return None
+        return verdict(previous, state, vendor_value)
 
     def record(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
