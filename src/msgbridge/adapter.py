@@ -19,7 +19,12 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
-from msgbridge.errors import ConfigurationError, InvalidStatus, UnsupportedOperation
+from msgbridge.errors import (
+    ConfigurationError,
+    InvalidStatus,
+    UnsupportedOperation,
+    UnsupportedStatus,
+)
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
 
 __all__ = [
@@ -270,6 +275,15 @@ class Adapter(abc.ABC, Generic[S]):
 
     def vendor_value(self, state: DeliveryState) -> str | None:
         return self.capabilities.mapping(state).vendor_value
+
+    def sendable_value(self, state: DeliveryState) -> str:
+        """The vendor value for *state*, or ``UnsupportedStatus`` if it has none."""
+        value = self.capabilities.mapping(state).vendor_value
+        if value is None:
+            raise UnsupportedStatus(
+                f"adapter {self.id!r} has no value for state {state.value!r}", adapter=self.id
+            )
+        return value
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} id={self.id!r}>"

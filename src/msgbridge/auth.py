@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Protocol, runtime_checkable
 
@@ -174,7 +175,9 @@ class RefreshingOAuth(httpx.Auth, abc.ABC):
             )
         self._tokens: TokenSet | None = self._store.load()
         self._thread_lock = threading.Lock()
-        self._async_locks: dict[int, asyncio.Lock] = {}
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Number of refreshes performed (observable for tests and metrics).
         self.refresh_count = 0
 
@@ -283,6 +286,7 @@ class RefreshingOAuth(httpx.Auth, abc.ABC):
                     step = next(plan)
                 else:
                     response = yield step
+                    response.read()  # we drive the flow, so we honour requires_response_body
                     step = plan.send(response)
         except StopIteration:
             return
@@ -309,6 +313,7 @@ class RefreshingOAuth(httpx.Auth, abc.ABC):
                     step = next(plan)
                 else:
                     response = yield step
+                    await response.aread()
                     step = plan.send(response)
         except StopIteration:
             return
@@ -318,10 +323,10 @@ class RefreshingOAuth(httpx.Auth, abc.ABC):
 
     def _async_lock(self) -> asyncio.Lock:
         """One lock per event loop: an asyncio.Lock must not cross loops."""
-        loop_id = id(asyncio.get_running_loop())
-        lock = self._async_locks.get(loop_id)
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
         if lock is None:
-            lock = self._async_locks[loop_id] = asyncio.Lock()
+            lock = self._async_locks[loop] = asyncio.Lock()
         return lock
 
     def __repr__(self) -> str:

@@ -41,6 +41,7 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.guard import Guard, StateGuard
+from msgbridge.keyed_locks import AsyncKeyedLocks, KeyedLocks
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 from msgbridge.registry import AdapterRegistry
@@ -210,6 +211,13 @@ class _Planner:
             request = adapter.prepare_status(update, bound.settings)
         except MessagingError as exc:
             raise exc.with_context(connection=name, adapter=adapter.id) from None
+        except Exception as exc:  # an adapter bug still ends in a typed error
+            raise ConfigurationError(
+                f"adapter {adapter.id!r} failed to prepare the request: "
+                f"{type(exc).__name__}: {exc}",
+                connection=name,
+                adapter=adapter.id,
+            ) from exc
 
         def applied(receipt: Receipt) -> None:
             if guard is not None:
@@ -242,6 +250,13 @@ class _Planner:
             request = adapter.prepare_conversation(update, bound.settings)
         except MessagingError as exc:
             raise exc.with_context(connection=name, adapter=adapter.id) from None
+        except Exception as exc:  # an adapter bug still ends in a typed error
+            raise ConfigurationError(
+                f"adapter {adapter.id!r} failed to prepare the request: "
+                f"{type(exc).__name__}: {exc}",
+                connection=name,
+                adapter=adapter.id,
+            ) from exc
         return Delivery(connection=name, adapter=adapter, request=request)
 
     def plan(self, name: str, update: MessageStatus | ConversationUpdate) -> Receipt | Delivery:
@@ -284,6 +299,9 @@ class _Planner:
         if gate is not None and isinstance(reply, ResponseView):
             feedback = job.adapter.rate_limit_feedback(reply)
             if feedback is not None:
+                if reply.header("retry-after") is not None:
+                    # The vendor's explicit wait wins over a window guessed from headers.
+                    feedback = attrs.evolve(feedback, remaining=None)
                 gate.learn(feedback, self.clock())
 
     def before_sleep(self, job: Delivery, step: Sleep) -> None:
@@ -364,13 +382,20 @@ class Bridge(_BridgeBase):
             rate_limits=rate_limits,
         )
         self._sender: SyncSender = sender or HttpxSender(http_client)
+        self._message_locks = KeyedLocks()
         self._sleep = sleep
         self._closed = False
 
     def update_status(self, connection: str, status: MessageStatus) -> Receipt:
-        """Apply *status*; returns the receipt or raises the typed error."""
-        plan = self._planner.plan_status(connection, status)
-        return plan if isinstance(plan, Receipt) else self._run(plan)
+        """Apply *status*; returns the receipt or raises the typed error.
+
+        Concurrent calls for one message are applied one after the other, in call order.
+        """
+        self._check_open()
+        key = (connection, getattr(status, "message_id", None))
+        with self._message_locks.hold(key):
+            plan = self._planner.plan_status(connection, status)
+            return plan if isinstance(plan, Receipt) else self._run(plan)
 
     def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         return self._run(self._planner.plan_conversation(connection, update))
@@ -495,12 +520,17 @@ class AsyncBridge(_BridgeBase):
             rate_limits=rate_limits,
         )
         self._sender: AsyncSender = sender or AsyncHttpxSender(http_client)
+        self._message_locks = AsyncKeyedLocks()
         self._sleep = sleep or asyncio.sleep
         self._closed = False
 
     async def update_status(self, connection: str, status: MessageStatus) -> Receipt:
-        plan = self._planner.plan_status(connection, status)
-        return plan if isinstance(plan, Receipt) else await self._run(plan)
+        """Apply *status*; concurrent calls for one message go one after the other."""
+        self._check_open()
+        key = (connection, getattr(status, "message_id", None))
+        async with self._message_locks.hold(key):
+            plan = self._planner.plan_status(connection, status)
+            return plan if isinstance(plan, Receipt) else await self._run(plan)
 
     async def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         return await self._run(self._planner.plan_conversation(connection, update))

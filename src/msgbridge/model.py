@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -96,7 +97,7 @@ def check_identifier(field: str, value: object) -> None:
             f"{field} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed",
             field=field,
         )
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidStatus(f"{field} must not contain control characters", field=field)
     if value in {".", ".."}:
         raise InvalidStatus(f"{field} must not be '.' or '..' (a path traversal)", field=field)

@@ -170,6 +170,12 @@ class AdapterRegistry:
         """Add one adapter; a second adapter with the same id is a ``ConfigurationError``."""
         _check_adapter(adapter)
         source = source or PluginSource(f"{type(adapter).__module__}.{type(adapter).__name__}")
+        if adapter.id in self._conflicts:
+            names = " and ".join(str(s) for s in self._conflicts[adapter.id])
+            raise ConfigurationError(
+                f"adapter id {adapter.id!r} is already claimed by {names} and by {source}",
+                adapter=adapter.id,
+            )
         existing = self._adapters.get(adapter.id)
         if existing is not None:
             raise ConfigurationError(

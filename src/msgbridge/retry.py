@@ -30,10 +30,17 @@ class RetryPolicy:
     max_backoff: float = attrs.field(default=30.0, validator=_positive)
     multiplier: float = attrs.field(default=2.0, validator=_positive)
     #: Fraction of each backoff that is random (0 = none, 1 = "full jitter").
-    jitter: float = attrs.field(default=0.5, validator=_positive)
+    jitter: float = attrs.field(default=0.5)
     #: Seconds from the first attempt after which no new attempt starts.
     deadline: float = attrs.field(default=60.0, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_positive)
+
+    @jitter.validator
+    def _check_jitter(self, _: attrs.Attribute[float], value: float) -> None:
+        if not 0 <= value <= 1:
+            raise ConfigurationError(
+                f"jitter is the random fraction of each backoff: 0 to 1, got {value}", key="jitter"
+            )
 
     @max_attempts.validator
     def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:

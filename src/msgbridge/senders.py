@@ -14,7 +14,7 @@ from typing import Protocol
 import httpx
 
 from msgbridge.adapter import RequestSpec, ResponseView
-from msgbridge.errors import MessagingError, VendorUnavailable
+from msgbridge.errors import MalformedResponse, MessagingError, VendorUnavailable
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -62,6 +62,12 @@ def _transport_error(request: RequestSpec, exc: httpx.HTTPError) -> VendorUnavai
     )
 
 
+def _undecodable(request: RequestSpec, exc: httpx.DecodingError) -> MalformedResponse:
+    return MalformedResponse(
+        f"the vendor's answer could not be decoded: {exc}", subject_id=request.subject_id
+    )
+
+
 def _view(response: httpx.Response) -> ResponseView:
     return ResponseView(response.status_code, response.headers, response.content)
 
@@ -90,6 +96,8 @@ class HttpxSender:
             return _view(self.client.send(built, auth=auth))
         except httpx.TransportError as exc:
             return _transport_error(request, exc)
+        except httpx.DecodingError as exc:
+            return _undecodable(request, exc)
 
     def close(self) -> None:
         if self._owned:
@@ -123,6 +131,8 @@ class AsyncHttpxSender:
             return _view(await self.client.send(built, auth=auth))
         except httpx.TransportError as exc:
             return _transport_error(request, exc)
+        except httpx.DecodingError as exc:
+            return _undecodable(request, exc)
 
     async def aclose(self) -> None:
         if self._owned:

@@ -17,7 +17,7 @@ from cattrs.errors import BaseValidationError, ForbiddenExtraKeysError
 
 from msgbridge.errors import MessagingError
 
-__all__ = ["make_strict_converter", "structure_strictly"]
+__all__ = ["exact_scalar_hooks", "make_strict_converter", "structure_strictly"]
 
 T = TypeVar("T")
 
@@ -53,12 +53,17 @@ def _datetime(value: Any, _: type[Any]) -> dt.datetime:
         ) from None
 
 
-def make_strict_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True, omit_if_default=True)
+def exact_scalar_hooks(converter: cattrs.Converter) -> None:
+    """No coercion of scalars: ``123`` is not a string and ``"no"`` is not ``True``."""
     converter.register_structure_hook(str, _exact(str, "a string"))
     converter.register_structure_hook(int, _exact(int, "an integer"))
     converter.register_structure_hook(bool, _exact(bool, "true or false"))
     converter.register_structure_hook(float, _float)
+
+
+def make_strict_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, omit_if_default=True)
+    exact_scalar_hooks(converter)
     converter.register_structure_hook(dt.datetime, _datetime)
     converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     return converter
@@ -104,17 +109,22 @@ def structure_strictly(
 
 
 def _first_field(exc: BaseException, lines: list[str]) -> str | None:
-    """The field to blame: a path from cattrs, or the field a validator named."""
-    for line in lines:
-        if " @ $." in line:
-            return line.rsplit(" @ $.", 1)[1]
+    """The field to blame, as precisely as known (``error.code``, not ``error``).
+
+    cattrs gives the path of the object that failed; the leaf exception may name a key
+    below it (an unknown key, or a validator's own dotted field name).
+    """
+    path = next((line.rsplit(" @ $.", 1)[1] for line in lines if " @ $." in line), None)
     pending: list[BaseException] = [exc]
     while pending:
         current = pending.pop(0)
         if isinstance(current, ForbiddenExtraKeysError):
-            return sorted(current.extra_fields)[0]
+            key = sorted(current.extra_fields)[0]
+            return f"{path}.{key}" if path else key
         named = getattr(current, "field", None) or getattr(current, "key", None)
         if isinstance(current, MessagingError) and named:
-            return str(named)
+            named = str(named)
+            if path is None or named.startswith(path):
+                return named
         pending.extend(getattr(current, "exceptions", ()))
-    return None
+    return path

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import BaseValidationError
+from cattrs.gen import make_dict_structure_fn
 
 from msgbridge.adapter import ResponseView
 from msgbridge.errors import MalformedResponse
+from msgbridge.strict import exact_scalar_hooks
 
 __all__ = ["lenient_converter", "parse_retry_after", "read_model"]
 
@@ -19,8 +22,26 @@ T = TypeVar("T")
 
 
 def lenient_converter() -> cattrs.Converter:
-    """Vendor responses: unknown fields ignored, only what we need is required."""
-    return cattrs.Converter(forbid_extra_keys=False)
+    """Vendor responses: unknown fields ignored, only what we need is required.
+
+    Lenient about *which* fields come, strict about the types of those we read: a
+    ``null`` id must not become the string ``"None"``, nor ``"no"`` become ``True``.
+    """
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    exact_scalar_hooks(converter)
+
+    def mapping_only(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
+        structure = make_dict_structure_fn(cls, converter)
+
+        def hook(value: Any, kind: type[Any]) -> Any:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+            return structure(value, kind)
+
+        return hook
+
+    converter.register_structure_hook_factory(attrs.has, mapping_only)
+    return converter
 
 
 def read_model(
@@ -43,25 +64,26 @@ def read_model(
         raise MalformedResponse(f"{what}: {problems}", http_status=response.status) from None
 
 
-def parse_retry_after(
-    value: str | None, *, now: Callable[[], dt.datetime] | None = None
-) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None or not value.strip():
+def parse_retry_after(response: ResponseView) -> float | None:
+    """Seconds from ``Retry-After``: delta-seconds, or an HTTP date measured against the
+    response's own ``Date`` header (server clock against server clock; no local clock,
+    so adapters stay pure). Anything else is ``None`` (then the bridge backs off)."""
+    value = (response.header("retry-after") or "").strip()
+    if not value:
         return None
-    value = value.strip()
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    sent = response.header("date")
+    if sent is None:
+        return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
+        when, now = parsedate_to_datetime(value), parsedate_to_datetime(sent)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    current = now() if now else dt.datetime.now(dt.timezone.utc)
-    return max(0.0, (when - current).total_seconds())
+    if (when.tzinfo is None) != (now.tzinfo is None):
+        return None
+    return max(0.0, (when - now).total_seconds())
 
 
 def int_header(response: ResponseView, name: str) -> int | None:

@@ -20,6 +20,7 @@ failed        failed       exact
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -135,9 +136,10 @@ class HighLevelSettings:
 
     @provider_retry_after.validator
     def _check_delay(self, _: attrs.Attribute[float], value: float) -> None:
-        if value < 0:
+        if not (math.isfinite(value) and value >= 0):
             raise ConfigurationError(
-                "provider_retry_after must be zero or more seconds", key="provider_retry_after"
+                "provider_retry_after must be a finite number of seconds, zero or more",
+                key="provider_retry_after",
             )
 
 
@@ -200,8 +202,7 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         return {"Version": settings.version or self.variant.version}
 
     def prepare_status(self, update: MessageStatus, settings: HighLevelSettings) -> RequestSpec:
-        value = self.capabilities.mapping(update.state).vendor_value
-        body: dict[str, Any] = {"status": value}
+        body: dict[str, Any] = {"status": self.sendable_value(update.state)}
         if update.error is not None:
             body["error"] = {
                 "code": update.error.code or UNKNOWN_ERROR_FIELD,
@@ -246,6 +247,7 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             json=body,
             operation=Operation.UPDATE_CONVERSATION,
             subject_id=update.conversation_id,
+            context={"provider_retry_after": settings.provider_retry_after},
         )
 
     # -- interpret ----------------------------------------------------------------
@@ -334,7 +336,7 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
 
 def _rate_limit_wait(response: ResponseView) -> float | None:
     """``Retry-After`` if sent, else a full burst window when it is spent, else backoff."""
-    retry_after = parse_retry_after(response.header("retry-after"))
+    retry_after = parse_retry_after(response)
     if retry_after is not None:
         return retry_after
     remaining = int_header(response, "x-ratelimit-remaining")

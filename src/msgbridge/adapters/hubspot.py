@@ -84,7 +84,7 @@ def _channel_id(value: Any, *, error: Callable[[str], MessagingError]) -> int:
     if isinstance(value, bool):
         raise error(f"channel_id must be a whole number, got {value!r}")
     if isinstance(value, str):
-        if not value.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", value.strip()):
             raise error(
                 f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}"
             )
@@ -161,7 +161,7 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         )
 
     def prepare_status(self, update: MessageStatus, settings: HubSpotSettings) -> RequestSpec:
-        value = self.capabilities.mapping(update.state).vendor_value
+        value = self.sendable_value(update.state)
         if update.channel_id is not None:
             channel = _channel_id(
                 update.channel_id, error=lambda m: InvalidStatus(m, field="channel_id")
@@ -225,9 +225,10 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         """Typed error for HubSpot's ``Error`` body, or its legacy 429 body."""
         body = response.json_object() or {}
         message = body.get("message") if isinstance(body.get("message"), str) else None
+        errors = body.get("errors")
         details = [
             e["message"]
-            for e in body.get("errors") or []
+            for e in (errors if isinstance(errors, list) else [])
             if isinstance(e, dict) and isinstance(e.get("message"), str)
         ]
         text = (
@@ -269,7 +270,7 @@ def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[f
     policy = body.get("policyName")
     if policy == "DAILY":
         return None, False  # waiting means waiting for the portal's midnight
-    retry_after = parse_retry_after(response.header("retry-after"))
+    retry_after = parse_retry_after(response)
     if retry_after is not None:
         return retry_after, True
     if policy == "SECONDLY":

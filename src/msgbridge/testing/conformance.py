@@ -1,0 +1,164 @@
+"""The pytest face of the conformance kit: inherit, configure, run.
+
+This is the one module of :mod:`msgbridge.testing` that imports pytest, and nothing
+imports it unless you do: pytest is a test-time dependency, never a runtime one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from msgbridge.adapter import Adapter, Operation
+from msgbridge.model import DeliveryState
+from msgbridge.testing.checks import (
+    ERROR_EXPECTATIONS,
+    GENERIC_ERROR_BODY_KINDS,
+    HOSTILE_IDS,
+    MALFORMED_SUCCESS_BODIES,
+    ODD_ERROR_BODIES,
+    BodyLike,
+    ConformanceCase,
+    ConformanceError,
+    check_adapter_identity,
+    check_capabilities,
+    check_conversation_operation,
+    check_error_body,
+    check_generic_error,
+    check_malformed_success,
+    check_no_io,
+    check_no_secret_leaks,
+    check_path_segment,
+    check_state,
+    check_success_accepts_unknown_fields,
+    check_success_required_fields,
+    check_success_required_fields_not_null,
+    check_unknown_setting_rejected,
+    check_vendor_error_bodies,
+)
+
+__all__ = ["AdapterConformance"]
+
+
+class AdapterConformance:
+    """Inherit from this in a ``Test*`` class to run the adapter conformance suite.
+
+    Set ``adapter`` and ``settings`` (and the optional attributes below), or override
+    :meth:`conformance_case` to return a :class:`ConformanceCase`. The class is not
+    named ``Test*``, so pytest collects only your subclass.
+    """
+
+    adapter: ClassVar[Adapter[Any]]
+    settings: ClassVar[Mapping[str, Any]] = {}
+    sample_status_kwargs: ClassVar[Mapping[str, Any]] = {}
+    sample_conversation_kwargs: ClassVar[Mapping[str, Any]] = {}
+    error_bodies: ClassVar[Mapping[int, BodyLike]] = {}
+    success_body: ClassVar[BodyLike | None] = None
+    required_success_fields: ClassVar[tuple[str, ...]] = ()
+    secret_settings: ClassVar[tuple[str, ...]] = ()
+    base_url: ClassVar[str | None] = None
+    message_id_in_path: ClassVar[bool] = True
+    conversation_id_in_path: ClassVar[bool] = True
+
+    @classmethod
+    def conformance_case(cls) -> ConformanceCase:
+        """The case under test, built from the class attributes."""
+        adapter = getattr(cls, "adapter", None)
+        if not isinstance(adapter, Adapter):
+            raise ConformanceError(f"{cls.__name__} must set adapter = YourAdapter()")
+        return ConformanceCase(
+            adapter=adapter,
+            settings=cls.settings,
+            sample_status_kwargs=cls.sample_status_kwargs,
+            sample_conversation_kwargs=cls.sample_conversation_kwargs,
+            error_bodies=cls.error_bodies,
+            success_body=cls.success_body,
+            required_success_fields=cls.required_success_fields,
+            secret_settings=cls.secret_settings,
+            base_url=cls.base_url,
+            message_id_in_path=cls.message_id_in_path,
+            conversation_id_in_path=cls.conversation_id_in_path,
+        )
+
+    @pytest.fixture
+    def adapter_case(self) -> ConformanceCase:
+        return self.conformance_case()
+
+    # -- description and requests -------------------------------------------------
+
+    def test_adapter_identity(self, adapter_case: ConformanceCase) -> None:
+        check_adapter_identity(adapter_case)
+
+    def test_capabilities_map_every_state(self, adapter_case: ConformanceCase) -> None:
+        check_capabilities(adapter_case)
+
+    @pytest.mark.parametrize("state", list(DeliveryState), ids=lambda s: s.value)
+    def test_state_mapping(self, adapter_case: ConformanceCase, state: DeliveryState) -> None:
+        check_state(adapter_case, state)
+
+    @pytest.mark.parametrize("hostile_id", list(HOSTILE_IDS.values()), ids=list(HOSTILE_IDS))
+    def test_message_id_is_one_path_segment(
+        self, adapter_case: ConformanceCase, hostile_id: str
+    ) -> None:
+        check_path_segment(adapter_case, hostile_id, operation=Operation.UPDATE_STATUS)
+
+    def test_conversation_operation(self, adapter_case: ConformanceCase) -> None:
+        check_conversation_operation(adapter_case)
+
+    @pytest.mark.parametrize("hostile_id", list(HOSTILE_IDS.values()), ids=list(HOSTILE_IDS))
+    def test_conversation_id_is_one_path_segment(
+        self, adapter_case: ConformanceCase, hostile_id: str
+    ) -> None:
+        if not adapter_case.supports_conversations():
+            pytest.skip("the adapter does not declare Operation.UPDATE_CONVERSATION")
+        check_path_segment(adapter_case, hostile_id, operation=Operation.UPDATE_CONVERSATION)
+
+    # -- interpret ----------------------------------------------------------------
+
+    @pytest.mark.parametrize("kind", list(GENERIC_ERROR_BODY_KINDS))
+    @pytest.mark.parametrize("status", list(ERROR_EXPECTATIONS))
+    def test_error_status_mapping(
+        self, adapter_case: ConformanceCase, status: int, kind: str
+    ) -> None:
+        check_generic_error(adapter_case, status, kind)
+
+    def test_vendor_error_bodies(self, adapter_case: ConformanceCase) -> None:
+        if not adapter_case.error_bodies:
+            pytest.skip("no vendor-shaped error_bodies given")
+        check_vendor_error_bodies(adapter_case)
+
+    @pytest.mark.parametrize("kind", list(ODD_ERROR_BODIES))
+    def test_odd_error_body(self, adapter_case: ConformanceCase, kind: str) -> None:
+        check_error_body(adapter_case, kind)
+
+    @pytest.mark.parametrize("kind", list(MALFORMED_SUCCESS_BODIES))
+    def test_malformed_success(self, adapter_case: ConformanceCase, kind: str) -> None:
+        check_malformed_success(adapter_case, kind)
+
+    def test_success_accepts_unknown_fields(self, adapter_case: ConformanceCase) -> None:
+        if adapter_case.success_body is None:
+            pytest.skip("no success_body given")
+        check_success_accepts_unknown_fields(adapter_case)
+
+    def test_success_required_fields(self, adapter_case: ConformanceCase) -> None:
+        if adapter_case.success_body is None or not adapter_case.required_success_fields:
+            pytest.skip("no success_body and required_success_fields given")
+        check_success_required_fields(adapter_case)
+
+    def test_success_required_fields_not_null(self, adapter_case: ConformanceCase) -> None:
+        if adapter_case.success_body is None or not adapter_case.required_success_fields:
+            pytest.skip("no success_body and required_success_fields given")
+        check_success_required_fields_not_null(adapter_case)
+
+    # -- purity, secrets, settings ---------------------------------------------------
+
+    def test_no_io(self, adapter_case: ConformanceCase) -> None:
+        check_no_io(adapter_case)
+
+    def test_no_secret_leaks(self, adapter_case: ConformanceCase) -> None:
+        check_no_secret_leaks(adapter_case)
+
+    def test_unknown_setting_rejected(self, adapter_case: ConformanceCase) -> None:
+        check_unknown_setting_rejected(adapter_case)

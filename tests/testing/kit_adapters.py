@@ -1,0 +1,304 @@
+"""A small correct adapter for a made-up vendor, and broken variants of it.
+
+Each broken adapter breaks exactly one rule of the contract, so the conformance kit
+must fail exactly the checks for that rule (see test_conformance_kit.py). Imported by
+the pytester-generated test modules; not a test module itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from msgbridge.adapter import (
+    Adapter,
+    AdapterDefaults,
+    Capabilities,
+    Operation,
+    RateBudget,
+    RequestSpec,
+    ResponseView,
+    StateMapping,
+    VendorResult,
+    check_base_url,
+    path_segment,
+)
+from msgbridge.errors import (
+    AuthenticationError,
+    MalformedResponse,
+    MessagingError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
+from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+
+BASE_URL = "https://api.acme.test"
+API_TOKEN = "acme-secret-token-9f8e7d"
+
+STATES = {
+    DeliveryState.PENDING: StateMapping.none(),
+    DeliveryState.SENT: StateMapping.exact("SENT"),
+    DeliveryState.DELIVERED: StateMapping.exact("DELIVERED"),
+    DeliveryState.READ: StateMapping.exact("SEEN"),
+    DeliveryState.FAILED: StateMapping.exact("ERROR"),
+}
+
+
+@attrs.frozen
+class AcmeSettings:
+    api_token: str = attrs.field(repr=False)
+    base_url: str = BASE_URL
+
+
+class AcmeAdapter(Adapter[AcmeSettings]):
+    """Correct: the kit must pass it without a single failure."""
+
+    id = "acme"
+    settings_type = AcmeSettings
+
+    def __init__(self) -> None:
+        self.capabilities = Capabilities(
+            operations=frozenset({Operation.UPDATE_STATUS, Operation.UPDATE_CONVERSATION}),
+            states=STATES,
+        )
+        self.defaults = AdapterDefaults(
+            base_url=BASE_URL, rate_budget=RateBudget(requests=10, per_seconds=1.0)
+        )
+
+    def base(self, settings: AcmeSettings) -> str:
+        return check_base_url(settings.base_url)
+
+    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        segment = path_segment("message_id", update.message_id)
+        return f"{self.base(settings)}/v1/messages/{segment}/status"
+
+    def headers(self, settings: AcmeSettings) -> dict[str, str]:
+        return {"Acme-Version": "1"}
+
+    def prepare_status(self, update: MessageStatus, settings: AcmeSettings) -> RequestSpec:
+        body: dict[str, Any] = {"status": self.vendor_value(update.state)}
+        if update.error is not None:
+            body["reason"] = update.error.message
+        return RequestSpec(
+            method="POST",
+            url=self.status_url(update, settings),
+            headers=self.headers(settings),
+            json=body,
+            operation=Operation.UPDATE_STATUS,
+            subject_id=update.message_id,
+        )
+
+    def prepare_conversation(
+        self, update: ConversationUpdate, settings: AcmeSettings
+    ) -> RequestSpec:
+        segment = path_segment("conversation_id", update.conversation_id)
+        return RequestSpec(
+            method="PATCH",
+            url=f"{self.base(settings)}/v1/conversations/{segment}",
+            json={"unread": update.unread_count, "starred": update.starred},
+            operation=Operation.UPDATE_CONVERSATION,
+            subject_id=update.conversation_id,
+        )
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        if 200 <= response.status < 300:
+            body = response.json_object()
+            if body is None or not isinstance(body.get("id"), str) or not body["id"]:
+                raise MalformedResponse(
+                    f"acme: expected an object with an id, got {response.text(80)!r}",
+                    http_status=response.status,
+                )
+            return VendorResult(http_status=response.status, vendor_ids={"id": body["id"]})
+        raise self.error_for(request, response)
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        body = response.json_object() or {}
+        text = body.get("detail") if isinstance(body.get("detail"), str) else None
+        message = text or response.text(100) or "no detail"
+        status = response.status
+        context: dict[str, Any] = {"http_status": status, "vendor_message": message}
+        if status == 401:
+            return AuthenticationError(f"acme refused the token: {message}", **context)
+        if status == 403:
+            return PermissionDenied(f"acme denied it: {message}", **context)
+        if status == 404:
+            return NotFound(f"acme does not know it: {message}", **context)
+        if status == 429:
+            return RateLimited(f"acme rate limit: {message}", **context)
+        if status >= 500:
+            return VendorUnavailable(f"acme is down: {message}", **context)
+        return VendorRejected(f"acme rejected it: {message}", **context)
+
+
+ACME_SETTINGS: Mapping[str, Any] = {"api_token": API_TOKEN}
+ACME_ERRORS: Mapping[int, bytes] = {
+    400: b'{"detail":"bad status"}',
+    401: b'{"detail":"token expired"}',
+    429: b'{"detail":"slow down"}',
+}
+ACME_SUCCESS = b'{"id":"acme-1","thread":"t-1"}'
+
+
+# -- broken variants: one rule each ----------------------------------------------------
+
+
+class RawPathAdapter(AcmeAdapter):
+    """Puts the message id into the URL without encoding it."""
+
+    id = "acme-raw-path"
+
+    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        return f"{self.base(settings)}/v1/messages/{update.message_id}/status"
+
+
+class NonRetryable429Adapter(AcmeAdapter):
+    """Maps 429 to a rate-limit error that says "do not retry"."""
+
+    id = "acme-429"
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        if response.status == 429:
+            return RateLimited("acme rate limit", http_status=429, retryable=False)
+        return super().error_for(request, response)
+
+
+class SocketInPrepareAdapter(AcmeAdapter):
+    """Creates a socket while preparing a request (it never connects it)."""
+
+    id = "acme-socket"
+
+    def prepare_status(self, update: MessageStatus, settings: AcmeSettings) -> RequestSpec:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM):
+            pass
+        return super().prepare_status(update, settings)
+
+
+class SwallowedSleepAdapter(AcmeAdapter):
+    """Sleeps in interpret and hides the failure if sleeping is refused."""
+
+    id = "acme-sleep"
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        with contextlib.suppress(Exception):  # hides the failure; the kit must still see it
+            time.sleep(0)
+        return super().interpret(request, response)
+
+
+class HtmlCrashAdapter(AcmeAdapter):
+    """Parses error bodies with json.loads, so HTML and empty bodies crash it."""
+
+    id = "acme-html"
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        json.loads(response.body)
+        return super().error_for(request, response)
+
+
+class NotFoundAsRejectedAdapter(AcmeAdapter):
+    """Reports 404 as an invalid request."""
+
+    id = "acme-404"
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        if response.status == 404:
+            return VendorRejected("acme rejected it", http_status=404)
+        return super().error_for(request, response)
+
+
+class NoHttpStatusAdapter(AcmeAdapter):
+    """Forgets http_status on 5xx errors."""
+
+    id = "acme-no-status"
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        if response.status >= 500:
+            return VendorUnavailable("acme is down")
+        return super().error_for(request, response)
+
+
+class AuthHeaderAdapter(AcmeAdapter):
+    """Puts the token into the RequestSpec (credentials are the bridge's job)."""
+
+    id = "acme-auth-header"
+
+    def headers(self, settings: AcmeSettings) -> dict[str, str]:
+        return {"Authorization": f"Bearer {settings.api_token}"}
+
+
+class EchoHeadersAdapter(AcmeAdapter):
+    """Echoes the request's headers into error messages."""
+
+    id = "acme-echo"
+
+    def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
+        error = super().error_for(request, response)
+        error.message = f"{error.message} (request headers: {dict(request.headers)})"
+        return error
+
+
+@attrs.frozen
+class LeakySettings:
+    api_token: str
+    base_url: str = BASE_URL
+
+
+class LeakyReprAdapter(AcmeAdapter):
+    """Its settings class shows the token in its repr."""
+
+    id = "acme-leaky-repr"
+    settings_type = LeakySettings  # type: ignore[assignment]
+
+
+class LenientSettingsAdapter(AcmeAdapter):
+    """Ignores settings keys it does not know (a typo goes unnoticed)."""
+
+    id = "acme-lenient"
+
+    def parse_settings(self, raw: Mapping[str, Any]) -> AcmeSettings:
+        known = {k: v for k, v in raw.items() if k in {"api_token", "base_url"}}
+        return AcmeSettings(**known)
+
+
+class AcceptAnythingAdapter(AcmeAdapter):
+    """Calls every 2xx a success, whatever the body."""
+
+    id = "acme-accept"
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        if 200 <= response.status < 300:
+            body = response.json_object() or {}
+            return VendorResult(http_status=response.status, vendor_ids={"id": str(body.get("id"))})
+        raise self.error_for(request, response)
+
+
+class InconsistentNoneAdapter(AcmeAdapter):
+    """Declares PENDING unsendable but still gives it a vendor value."""
+
+    id = "acme-none"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from msgbridge.adapter import Fidelity
+
+        self.capabilities = Capabilities(
+            operations=self.capabilities.operations,
+            states={**STATES, DeliveryState.PENDING: StateMapping(Fidelity.NONE, "QUEUED")},
+        )
+
+
+class QueryIdAdapter(AcmeAdapter):
+    """Says the id travels in the body, but sneaks it into the query string raw."""
+
+    id = "acme-query"
+
+    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        return f"{self.base(settings)}/v1/status?message={update.message_id}"
