@@ -102,6 +102,7 @@ def deliver(
                 http_status=result.http_status,
                 vendor_ids=result.vendor_ids,
                 trace_id=result.trace_id,
+                vendor_status=result.vendor_status,
             )
             notify(_event(job, attempt, elapsed, result.http_status, None, None, result.trace_id))
             if job.on_applied is not None:

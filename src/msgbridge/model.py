@@ -280,6 +280,9 @@ class Receipt:
     vendor_ids: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     #: The vendor's trace / correlation id, for support tickets.
     trace_id: str | None = None
+    #: The status the vendor reports holding after the update, when it says (a vendor
+    #: that silently ignores a regression still reports what it kept).
+    vendor_status: str | None = None
     #: Why an update was skipped or failed, in words.
     detail: str | None = None
     #: Position of the input in a batch (``update_many``), else ``None``.

@@ -84,7 +84,7 @@ class AdapterRegistry:
         self._conflicts: dict[str, list[PluginSource]] = {}
         self._failures: list[PluginFailure] = []
         self._skipped: list[PluginSource] = []
-        self._emulated_vendors: list[tuple[Any, PluginSource]] = []
+        self._sources: dict[int, PluginSource] = {}
 
     # -- discovery ------------------------------------------------------------------
 
@@ -128,10 +128,8 @@ class AdapterRegistry:
             self._fail(source, f"invalid plugin: {type(exc).__name__}: {exc}")
             return False
         staged: list[Adapter[Any]] = []
-        vendors: list[Any] = []
         try:
             self._call_own(plugin, "register_adapters", register=staged.append)
-            self._call_own(plugin, "register_emulated_vendors", register=vendors.append)
             for adapter in staged:
                 _check_adapter(adapter)
         except Exception as exc:
@@ -140,7 +138,7 @@ class AdapterRegistry:
             return False
         for adapter in staged:
             self._add(adapter, source)
-        self._emulated_vendors.extend((vendor, source) for vendor in vendors)
+        self._sources[id(plugin)] = source
         return True
 
     def _call_own(self, plugin: object, hook_name: str, **kwargs: Any) -> None:
@@ -228,7 +226,25 @@ class AdapterRegistry:
 
     @property
     def emulated_vendors(self) -> tuple[Any, ...]:
-        return tuple(vendor for vendor, _ in self._emulated_vendors)
+        """Fresh emulator vendor objects from every plugin that offers them.
+
+        Asked for lazily (production bridges never import the emulator), and anew on
+        each access so two emulators never share vendor state. A plugin whose hook
+        fails is recorded in :attr:`failures`; its adapters stay registered.
+        """
+        vendors: list[Any] = []
+        for impl in self._pm.hook.register_emulated_vendors.get_hookimpls():
+            offered: list[Any] = []
+            try:
+                impl.function(register=offered.append)
+            except Exception as exc:
+                source = self._sources.get(id(impl.plugin), PluginSource(impl.plugin_name))
+                reason = f"emulated vendors failed: {type(exc).__name__}: {exc}"
+                if PluginFailure(source, reason) not in self._failures:
+                    self._fail(source, reason)
+                continue
+            vendors.extend(offered)
+        return tuple(vendors)
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:

@@ -261,7 +261,7 @@ class EmulatorApp:
                 request.method,
                 vendor.prefix + request.path,
                 mask_query(request.query),
-                mask_headers(request.headers),
+                mask_headers(request.headers, vendor.secret_headers),
                 mask_value(request.parsed_body()),
                 None if response is None else response.status,
                 answer,

@@ -63,10 +63,13 @@ class Emulator:
         *,
         vendors: Iterable[EmulatedVendor] = (),
         builtins: bool = True,
+        plugins: bool = False,
         clock: Clock | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        """``plugins=True`` also mounts the vendors installed adapter plugins offer
+        through the ``register_emulated_vendors`` hook."""
         self.config = config if config is not None else EmulatorConfig()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.host = host
@@ -75,6 +78,11 @@ class Emulator:
         if builtins:
             mounted = {v.name: v for v in builtin_vendors()}
         extra_names: set[str] = set()
+        if plugins:
+            from msgbridge.registry import AdapterRegistry
+
+            offered = AdapterRegistry.from_entry_points().emulated_vendors
+            vendors = [*vendors, *(v for v in offered if isinstance(v, EmulatedVendor))]
         for vendor in vendors:
             if vendor.name in extra_names:
                 raise ValueError(f"two extra vendors are both named {vendor.name!r}")

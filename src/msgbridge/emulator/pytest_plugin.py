@@ -47,7 +47,7 @@ def msgbridge_emulator_config() -> EmulatorConfig:
 def _msgbridge_emulator_server(
     msgbridge_emulator_config: EmulatorConfig,
 ) -> Iterator[Emulator]:
-    emulator = Emulator(msgbridge_emulator_config, clock=OffsetClock())
+    emulator = Emulator(msgbridge_emulator_config, clock=OffsetClock(), plugins=True)
     with emulator:
         yield emulator
 

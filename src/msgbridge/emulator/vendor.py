@@ -81,6 +81,10 @@ class EmulatedVendor(abc.ABC):
     thread while the server runs.
     """
 
+    #: Lower-case names of request headers that carry this vendor's secrets; the
+    #: recorder masks them besides the usual ``Authorization`` and friends.
+    secret_headers: frozenset[str] = frozenset()
+
     def __init__(self, name: str, *, settings: VendorSettings | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"vendor name must be lower-case [a-z0-9_-], got {name!r}")
