@@ -34,7 +34,7 @@ BASE = "https://chat.example.com"
 ADAPTER = ChatwootAdapter()
 SETTINGS = ADAPTER.parse_settings({"base_url": BASE, "account_id": 3})
 PREFIX = f"{BASE}/api/v1/accounts/3/conversations/12/messages"
-TOKEN = "s3cr3tTok3n"  # noqa: S105 - a test marker, not a secret
+TOKEN = "s3cr3tTok3n"
 
 
 def status(state: DeliveryState | str, message_id: str = "4711", **kwargs: Any) -> MessageStatus:

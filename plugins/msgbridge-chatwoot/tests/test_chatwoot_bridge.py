@@ -35,8 +35,8 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 
-TOKEN = "cw-bridge-token"  # noqa: S105 - a test marker, not a secret
-WRONG_TOKEN = "wrong-token"  # noqa: S105 - a test marker, not a secret
+TOKEN = "cw-bridge-token"
+WRONG_TOKEN = "wrong-token"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, jitter=0.0)
 
 

@@ -17,8 +17,8 @@ from msgbridge import AdapterRegistry
 from msgbridge.emulator import Emulator, RateLimit
 from msgbridge.emulator.recording import MASK
 
-TOKEN = "cw-emulator-token"  # noqa: S105 - a test marker, not a secret
-OTHER_ACCOUNT_TOKEN = "cw-other-account"  # noqa: S105 - a test marker, not a secret
+TOKEN = "cw-emulator-token"
+OTHER_ACCOUNT_TOKEN = "cw-other-account"
 PATH = "/api/v1/accounts/1/conversations/12/messages/4711"
 JSON = "application/json"
 

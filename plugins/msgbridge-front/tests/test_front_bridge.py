@@ -32,8 +32,8 @@ from msgbridge.errors import (
     VendorRejected,
 )
 
-TOKEN = "front-bridge-token"  # noqa: S105 - a test marker, not a secret
-WRONG_TOKEN = "front-wrong-token"  # noqa: S105 - a test marker, not a secret
+TOKEN = "front-bridge-token"
+WRONG_TOKEN = "front-wrong-token"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, jitter=0.0)
 
 

@@ -16,8 +16,8 @@ from msgbridge_front.emulator import FRONT_RATE_LIMIT, FrontVendor
 from msgbridge import AdapterRegistry
 from msgbridge.emulator import Emulator, RateLimit
 
-TOKEN = "front-emulator-token"  # noqa: S105 - a test marker, not a secret
-OTHER_COMPANY_TOKEN = "front-other-company"  # noqa: S105 - a test marker, not a secret
+TOKEN = "front-emulator-token"
+OTHER_COMPANY_TOKEN = "front-other-company"
 JSON = "application/json"
 
 

@@ -65,9 +65,7 @@ def _mask_header(name: str, value: str) -> str:
     return MASK
 
 
-def mask_headers(
-    headers: Mapping[str, str], extra: frozenset[str] = frozenset()
-) -> dict[str, str]:
+def mask_headers(headers: Mapping[str, str], extra: frozenset[str] = frozenset()) -> dict[str, str]:
     """Mask well-known secret headers plus a vendor's own (``api_access_token``)."""
     masked = dict(headers)
     for name in (SECRET_HEADERS | extra).intersection(masked):
