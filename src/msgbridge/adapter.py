@@ -105,7 +105,7 @@ class RateBudget:
 
     requests: int
     per_seconds: float
-    #: Daily cap, if the vendor has one.
+    #: The vendor's daily cap, for information (the limiter paces the burst window only).
     daily: int | None = None
 
 

@@ -30,6 +30,7 @@ class SlidingWindowLimiter:
             raise ValueError("a rate budget needs requests >= 1 and per_seconds > 0")
         self.requests = requests
         self.per_seconds = per_seconds
+        self.margin = margin
         self.window = per_seconds * (1 + margin)
         self._sent: deque[float] = deque(maxlen=requests)
         self._paused_until = 0.0
@@ -67,10 +68,17 @@ class SlidingWindowLimiter:
             self._paused_until = max(self._paused_until, until)
 
     def learn(self, feedback: RateFeedback, now: float) -> None:
-        """Adapt to the vendor's headers: a smaller budget, or a spent window."""
+        """Adapt to the vendor's headers: a stricter budget (requests per window), or a
+        spent window."""
         with self._lock:
-            if feedback.maximum is not None and 0 < feedback.maximum < self.requests:
+            window = feedback.window or self.per_seconds
+            if feedback.maximum is not None and feedback.maximum > 0 and (
+                feedback.maximum / window < self.requests / self.per_seconds
+            ):
+                # The vendor's budget is stricter than ours: adopt it, window included.
                 self.requests = feedback.maximum
+                self.per_seconds = window
+                self.window = window * (1 + self.margin)
                 self._sent = deque(self._sent, maxlen=feedback.maximum)
             if feedback.remaining == 0 and feedback.window and len(self._sent) < self.requests:
                 # The vendor counted requests we did not send (another process, or a

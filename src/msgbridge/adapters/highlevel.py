@@ -48,7 +48,7 @@ from msgbridge.adapters._http import (
     parse_retry_after,
     read_model,
 )
-from msgbridge.auth import RefreshingOAuth
+from msgbridge.auth import RefreshingOAuth, TokenSet
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -78,6 +78,8 @@ __all__ = [
 BASE_URL = "https://services.leadconnectorhq.com"
 #: The 403 message HighLevel sends until a message has reached its provider.
 PROVIDER_NOT_READY = "No conversation provider found for this message"
+#: The 400 a refresh gets while a location is paused; the refresh token stays valid.
+LOCATION_INACTIVE = "Location is not active"
 
 STATES: Mapping[DeliveryState, StateMapping] = {
     DeliveryState.PENDING: StateMapping.exact("pending"),
@@ -378,6 +380,17 @@ class HighLevelOAuth(RefreshingOAuth):
 
     def is_expired_response(self, response: httpx.Response) -> bool:
         return response.status_code == 401
+
+    def parse_token_response(self, response: httpx.Response) -> TokenSet:
+        """As the base, but "Location is not active" is a pause, not a lost grant."""
+        if response.status_code == 400 and LOCATION_INACTIVE in response.text:
+            raise AuthenticationError(
+                "HighLevel says the location is not active (paused or unsubscribed); the "
+                "refresh token is kept and works again once the location is reactivated",
+                http_status=400,
+                vendor_message=LOCATION_INACTIVE,
+            )
+        return super().parse_token_response(response)
 
 
 def variants() -> tuple[HighLevelAdapter, ...]:
