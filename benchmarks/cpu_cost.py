@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
 import timeit
 from urllib.parse import quote
 
@@ -29,7 +30,12 @@ ANSWERS = {
         {"conversationId": "c1", "messageId": "m1", "status": "delivered", "traceId": "t"}
     ).encode(),
     "hubspot": json.dumps(
-        {"id": "m1", "channelId": "123", "conversationsThreadId": "th", "status": {"statusType": "SENT"}}
+        {
+            "id": "m1",
+            "channelId": "123",
+            "conversationsThreadId": "th",
+            "status": {"statusType": "SENT"},
+        }
     ).encode(),
 }
 
@@ -39,7 +45,9 @@ def _planner() -> _Planner:
     planner = _Planner(
         [
             Connection("hl", adapter="highlevel", credentials=BearerToken("x")),
-            Connection("hs", adapter="hubspot", credentials=BearerToken("x"), settings={"channel_id": 123}),
+            Connection(
+                "hs", adapter="hubspot", credentials=BearerToken("x"), settings={"channel_id": 123}
+            ),
         ],
         registry=registry,
         retry=None,
@@ -64,7 +72,8 @@ def msgbridge_path(planner: _Planner, connection: str, i: int) -> None:
 
 def by_hand_highlevel(i: int) -> None:
     message_id = f"msg-{i}"
-    url = f"https://services.leadconnectorhq.com/conversations/messages/{quote(message_id, safe='')}/status"
+    host = "https://services.leadconnectorhq.com"
+    url = f"{host}/conversations/messages/{quote(message_id, safe='')}/status"
     headers = {"Version": "2021-04-15", "Content-Type": "application/json"}
     body = json.dumps({"status": "delivered"}).encode()
     answer = json.loads(ANSWERS["highlevel"])
@@ -73,7 +82,8 @@ def by_hand_highlevel(i: int) -> None:
 
 def by_hand_hubspot(i: int) -> None:
     message_id = f"msg-{i}"
-    url = f"https://api.hubapi.com/conversations/custom-channels/2026-03/123/messages/{quote(message_id, safe='')}"
+    base = "https://api.hubapi.com/conversations/custom-channels/2026-03/123"
+    url = f"{base}/messages/{quote(message_id, safe='')}"
     body = json.dumps({"statusType": "SENT"}).encode()
     answer = json.loads(ANSWERS["hubspot"])
     (url, body, answer["id"])
@@ -84,10 +94,21 @@ def main() -> None:
     rows = []
     for connection, hand in (("hl", by_hand_highlevel), ("hs", by_hand_hubspot)):
         counter = iter(range(10**9))
-        ours = min(timeit.repeat(lambda: msgbridge_path(planner, connection, next(counter)), number=N, repeat=3)) / N
+        ours = (
+            min(
+                timeit.repeat(
+                    lambda: msgbridge_path(planner, connection, next(counter)), number=N, repeat=3
+                )
+            )
+            / N
+        )
         base = min(timeit.repeat(lambda: hand(next(counter)), number=N, repeat=3)) / N
-        rows.append((planner.connection(connection).adapter.id, ours * 1e6, base * 1e6, ours / base))
-    print(f"CPU cost per update (python {sys.version.split()[0]}, httpx {httpx.__version__}, N={N})")
+        rows.append(
+            (planner.connection(connection).adapter.id, ours * 1e6, base * 1e6, ours / base)
+        )
+    print(
+        f"CPU cost per update (python {sys.version.split()[0]}, httpx {httpx.__version__}, N={N})"
+    )
     print()
     print("| adapter | msgbridge µs/update | by hand µs/update | ratio |")
     print("|---|---|---|---|")
