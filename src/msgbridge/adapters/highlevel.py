@@ -41,28 +41,24 @@ from msgbridge.adapter import (
     check_base_url,
     path_segment,
 )
-from msgbridge.adapters._http import (
-    int_header,
-    joined_message,
-    lenient_converter,
-    parse_retry_after,
-    read_model,
-)
 from msgbridge.auth import RefreshingOAuth, TokenSet
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidStatus,
     MessagingError,
-    NotFound,
-    PermissionDenied,
     ProviderNotReady,
-    RateLimited,
-    VendorRejected,
-    VendorUnavailable,
 )
 from msgbridge.hookspecs import hookimpl
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.wire import (
+    error_for_status,
+    int_header,
+    joined_message,
+    lenient_converter,
+    parse_retry_after,
+    read_model,
+)
 
 __all__ = [
     "HIGHLEVEL",
@@ -312,28 +308,16 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             "trace_id": trace or response.header("traceid"),
         }
         name = self.variant.name
-        status = response.status
-        if status == 401:
-            return AuthenticationError(f"{name} refused the token: {message}", **context)
-        if status == 403 and PROVIDER_NOT_READY.lower() in message.lower():
+        if response.status == 403 and PROVIDER_NOT_READY.lower() in message.lower():
             return ProviderNotReady(
                 f"{name} has not handed the message to its provider yet: {message}",
                 retry_after=provider_retry_after,
                 **context,
             )
-        if status == 403:
-            return PermissionDenied(f"{name} denied the request: {message}", **context)
-        if status == 404:
-            return NotFound(f"{name} does not know this id: {message}", **context)
-        if status == 429:
-            return RateLimited(
-                f"{name} rate limit reached: {message}",
-                retry_after=_rate_limit_wait(response),
-                **context,
-            )
-        if status >= 500:
-            return VendorUnavailable(f"{name} is unavailable (HTTP {status}): {message}", **context)
-        return VendorRejected(f"{name} rejected the request: {message}", **context)
+        retry_after = _rate_limit_wait(response) if response.status == 429 else None
+        return error_for_status(
+            response.status, message, vendor=name, retry_after=retry_after, **context
+        )
 
 
 def _rate_limit_wait(response: ResponseView) -> float | None:

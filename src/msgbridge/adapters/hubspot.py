@@ -40,26 +40,17 @@ from msgbridge.adapter import (
     check_base_url,
     path_segment,
 )
-from msgbridge.adapters._http import (
+from msgbridge.auth import RefreshingOAuth
+from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
+from msgbridge.hookspecs import hookimpl
+from msgbridge.model import DeliveryState, MessageStatus
+from msgbridge.wire import (
+    error_for_status,
     int_header,
     lenient_converter,
     parse_retry_after,
     read_model,
 )
-from msgbridge.auth import RefreshingOAuth
-from msgbridge.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    InvalidStatus,
-    MessagingError,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    VendorRejected,
-    VendorUnavailable,
-)
-from msgbridge.hookspecs import hookimpl
-from msgbridge.model import DeliveryState, MessageStatus
 
 __all__ = ["HubSpotAdapter", "HubSpotOAuth", "HubSpotSettings"]
 
@@ -245,24 +236,12 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             if isinstance(correlation, str)
             else response.header("x-hubspot-correlation-id"),
         }
-        status = response.status
-        if status == 401:
-            return AuthenticationError(f"HubSpot refused the token: {text}", **context)
-        if status == 403:
-            return PermissionDenied(f"HubSpot denied the request: {text}", **context)
-        if status == 404:
-            return NotFound(f"HubSpot does not know this channel or message: {text}", **context)
-        if status == 429:
+        if response.status == 429:
             wait, retryable = _rate_limit_wait(response, body)
-            return RateLimited(
-                f"HubSpot rate limit reached: {text}",
-                retry_after=wait,
-                retryable=retryable,
-                **context,
+            return error_for_status(
+                429, text, vendor="HubSpot", retry_after=wait, retryable=retryable, **context
             )
-        if status >= 500:
-            return VendorUnavailable(f"HubSpot is unavailable (HTTP {status}): {text}", **context)
-        return VendorRejected(f"HubSpot rejected the request: {text}", **context)
+        return error_for_status(response.status, text, vendor="HubSpot", **context)
 
 
 def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[float | None, bool]:

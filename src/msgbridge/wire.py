@@ -1,4 +1,8 @@
-"""Small, pure helpers shared by the built-in adapters (no I/O)."""
+"""Pure helpers for adapter authors: reading vendor answers and mapping errors.
+
+Public so third-party adapters reuse what the built-ins use instead of rewriting it.
+Nothing here does I/O or reads a clock.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,26 @@ from cattrs.errors import BaseValidationError
 from cattrs.gen import make_dict_structure_fn
 
 from msgbridge.adapter import ResponseView
-from msgbridge.errors import MalformedResponse
+from msgbridge.errors import (
+    AuthenticationError,
+    MalformedResponse,
+    MessagingError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
 from msgbridge.strict import exact_scalar_hooks
 
-__all__ = ["lenient_converter", "parse_retry_after", "read_model"]
+__all__ = [
+    "error_for_status",
+    "int_header",
+    "joined_message",
+    "lenient_converter",
+    "parse_retry_after",
+    "read_model",
+]
 
 T = TypeVar("T")
 
@@ -104,3 +124,35 @@ def joined_message(value: Any) -> str | None:
         parts = [str(v) for v in value if v is not None]
         return "; ".join(parts) if parts else None
     return None
+
+
+def error_for_status(
+    status: int,
+    text: str,
+    *,
+    vendor: str,
+    retry_after: float | None = None,
+    **context: Any,
+) -> MessagingError:
+    """The usual HTTP status → error mapping, in the vendor's words.
+
+    401 ``AuthenticationError``, 403 ``PermissionDenied``, 404 ``NotFound``, 429
+    ``RateLimited`` (retryable, with *retry_after*), 5xx ``VendorUnavailable``
+    (retryable), anything else ``VendorRejected``. Adapters special-case what their
+    vendor does differently (HighLevel's provider race) before calling this.
+    """
+    context.setdefault("http_status", status)
+    context.setdefault("vendor_message", text)
+    if status == 401:
+        return AuthenticationError(f"{vendor} refused the token: {text}", **context)
+    if status == 403:
+        return PermissionDenied(f"{vendor} denied the request: {text}", **context)
+    if status == 404:
+        return NotFound(f"{vendor} does not know this id: {text}", **context)
+    if status == 429:
+        return RateLimited(
+            f"{vendor} rate limit reached: {text}", retry_after=retry_after, **context
+        )
+    if status >= 500:
+        return VendorUnavailable(f"{vendor} is unavailable (HTTP {status}): {text}", **context)
+    return VendorRejected(f"{vendor} rejected the request: {text}", **context)
