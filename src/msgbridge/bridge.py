@@ -335,6 +335,16 @@ class _BridgeBase:
     def connections(self) -> Mapping[str, BoundConnection]:
         return self._planner.connections
 
+    @property
+    def guard(self) -> Guard | None:
+        """The state guard in use (``None`` when disabled)."""
+        return self._planner.guard
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy every delivery follows."""
+        return self._planner.retry
+
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigurationError(f"this {type(self).__name__} is closed")

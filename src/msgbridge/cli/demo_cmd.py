@@ -1,0 +1,654 @@
+"""``msgbridge demo``: a realistic batch through every emulated vendor, checked end to end.
+
+No credentials and no network: the emulator runs in-process on a loopback port. For every
+installed adapter the emulator serves (HighLevel, Leadway, Hoop, HubSpot, and plugin
+vendors that the generic recipe can drive) the demo creates several accounts, each a
+connection with its own token, and pushes a mixed batch through ``Bridge.update_many``:
+
+* carrier callbacks per message along a realistic path (pending → sent → delivered → read,
+  or → failed), some skipped, some duplicated, and jittered in time so that many arrive
+  out of order;
+* HighLevel-family conversation updates (unread count, starred);
+* one account with a small emulator budget (429s; the bridge learns and paces);
+* injected 5xx answers and dropped connections, both before and after the vendor applied
+  the update;
+* the HighLevel provider race: some messages are created just before their first
+  callback and answer "No conversation provider found" (403) for a moment.
+
+The expected final state of every message is computed from the generated sequence with
+the monotonic rule the bridge enforces (pending < sent < delivered < read; failed is
+terminal and only follows pending or sent; an update whose vendor value equals the last
+applied one is a duplicate) and each vendor's mapping (HubSpot has no pending and maps
+delivered to SENT; HighLevel maps sent to pending). The demo exits 0 only if every
+message and conversation ended in its expected state in the emulator.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+import attrs
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from msgbridge.adapter import Adapter, Fidelity
+from msgbridge.auth import BearerToken
+from msgbridge.bridge import Bridge
+from msgbridge.cli._common import (
+    ExitCode,
+    JsonOption,
+    VerboseOption,
+    cell,
+    configure_logging,
+    handle_errors,
+    out_console,
+    print_json,
+)
+from msgbridge.cli.emulate_cmd import plugin_vendors, require_emulator
+from msgbridge.cli.push_cmd import summary_table
+from msgbridge.connection import Connection
+from msgbridge.errors import MessagingError
+from msgbridge.model import (
+    ConversationUpdate,
+    DeliveryState,
+    MessageStatus,
+    Outcome,
+    StatusError,
+)
+from msgbridge.registry import AdapterRegistry
+from msgbridge.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from msgbridge.emulator import Emulator
+
+__all__ = ["demo", "expected_vendor_state"]
+
+P, S, D, R, F = (
+    DeliveryState.PENDING,
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+    DeliveryState.READ,
+    DeliveryState.FAILED,
+)
+#: What really happened to a message, with how often.
+PATHS: tuple[tuple[float, tuple[DeliveryState, ...]], ...] = (
+    (0.42, (P, S, D, R)),
+    (0.18, (P, S, D)),
+    (0.10, (P, S)),
+    (0.10, (P, S, F)),
+    (0.05, (P, F)),
+    (0.10, (S, D, R)),
+    (0.05, (D, R)),
+)
+HIGHLEVEL_FAMILY = ("highlevel", "leadway", "hoop")
+BUILTIN_VENDORS = (*HIGHLEVEL_FAMILY, "hubspot")
+ACCOUNTS_PER_VENDOR = 3
+#: Share of a vendor's messages per account; the last account is the small one.
+ACCOUNT_WEIGHTS = (0.45, 0.45, 0.10)
+RATE_LIMITED = ("highlevel", 2)
+#: Emulator budgets (small windows keep the demo quick) and the client's belief.
+BUDGET = (400, 1.0)
+SMALL_BUDGET = (20, 1.0)
+SKIP_CALLBACK = 0.10
+DUPLICATE = 0.10
+JITTER = 0.5
+PROVIDER_RACE_SHARE = 0.15
+PROVIDER_RACE_SECONDS = 0.3
+FAULT_5XX = 0.03
+FAULT_DROP = 0.01
+FAULT_ROUTES = ("update_message_status", "update_conversation")
+DEMO_RETRY = RetryPolicy(
+    max_attempts=12,
+    initial_backoff=0.02,
+    max_backoff=0.4,
+    deadline=25.0,
+    max_retry_after=5.0,
+)
+SPAN = 100.0  # scenario time units over which messages start
+#: Read-ahead of the batch: small, so callbacks reach the bridge roughly as they would
+#: arrive (a large one collapses each message's queued burst to its final state).
+MAX_PENDING = 32
+
+
+# -- the scenario (pure) ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Account:
+    vendor: str
+    index: int
+    account: str
+    connection: str
+    channel_id: int | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        return (self.vendor, self.index) == RATE_LIMITED
+
+
+@attrs.frozen
+class Event:
+    at: float
+    account: Account
+    #: Message id, or conversation id for conversation updates.
+    subject: str
+    update: MessageStatus | ConversationUpdate
+    #: Seconds of provider race to seed the message with (HighLevel family).
+    race: float | None = None
+
+
+def expected_vendor_state(
+    adapter: Adapter[Any], states: list[DeliveryState], initial: str | None = None
+) -> str | None:
+    """The vendor value a message ends with after *states* arrive in this order.
+
+    Written independently of the bridge's guard: the rule is pending < sent < delivered
+    < read, failed only after pending or sent and nothing after failed; states the vendor
+    cannot express are skipped, and one whose vendor value equals the last applied
+    value is a duplicate (nothing changes).
+    """
+    rank = {P: 0, S: 1, D: 2, R: 3}
+    last: DeliveryState | None = None
+    value = initial
+    last_value: str | None = None
+    for state in states:
+        mapping = adapter.capabilities.mapping(state)
+        if mapping.fidelity is Fidelity.NONE or mapping.vendor_value is None:
+            continue
+        if last is not None:
+            if last is F:
+                continue  # terminal (a repeated failed is a duplicate)
+            if state is F:
+                if last not in (P, S):
+                    continue
+            elif rank[state] < rank[last]:
+                continue
+            if mapping.vendor_value == last_value:
+                continue
+        last, last_value, value = state, mapping.vendor_value, mapping.vendor_value
+    return value
+
+
+def _path(rng: random.Random) -> tuple[DeliveryState, ...]:
+    roll = rng.random()
+    for share, path in PATHS:
+        if roll < share:
+            return path
+        roll -= share
+    return PATHS[0][1]
+
+
+def _callbacks(rng: random.Random, path: tuple[DeliveryState, ...]) -> list[DeliveryState]:
+    kept = [
+        state
+        for i, state in enumerate(path)
+        if i in (0, len(path) - 1) or rng.random() >= SKIP_CALLBACK
+    ]
+    return kept
+
+
+def _status(state: DeliveryState, message_id: str) -> MessageStatus:
+    error = (
+        StatusError("carrier rejected the message", code="30007", kind="carrier")
+        if state is F
+        else None
+    )
+    return MessageStatus(message_id, state, error=error)
+
+
+def build_scenario(
+    vendors: list[str], accounts: Mapping[str, list[Account]], messages: int, seed: int
+) -> list[Event]:
+    """Every update of the demo in arrival order (deterministic for a seed)."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible scenario, not cryptography
+    events: list[Event] = []
+    for number in range(messages):
+        vendor = vendors[number % len(vendors)]
+        account = rng.choices(accounts[vendor], weights=ACCOUNT_WEIGHTS)[0]
+        message_id = f"{vendor[:2]}{account.index}-msg-{number:06d}"
+        start = rng.uniform(0.0, SPAN)
+        race = (
+            PROVIDER_RACE_SECONDS
+            if vendor in HIGHLEVEL_FAMILY and rng.random() < PROVIDER_RACE_SHARE
+            else None
+        )
+        for step, state in enumerate(_callbacks(rng, _path(rng))):
+            at = start + step + rng.gauss(0.0, JITTER)
+            update = _status(state, message_id)
+            events.append(Event(at, account, message_id, update, race))
+            if rng.random() < DUPLICATE:
+                events.append(Event(at + rng.uniform(0.0, 3.0), account, message_id, update, race))
+    for vendor in vendors:
+        if vendor not in HIGHLEVEL_FAMILY:
+            continue
+        for account in accounts[vendor]:
+            per_account = max(1, messages // (len(vendors) * 12))
+            for number in range(per_account):
+                conversation_id = f"{vendor[:2]}{account.index}-conv-{number:05d}"
+                for _ in range(rng.randint(1, 3)):
+                    kind = rng.random()
+                    change = ConversationUpdate(
+                        conversation_id,
+                        account_id=account.account,
+                        unread_count=rng.randint(0, 5) if kind < 0.7 else None,
+                        starred=rng.random() < 0.5 if kind >= 0.4 else None,
+                    )
+                    events.append(Event(rng.uniform(0.0, SPAN), account, conversation_id, change))
+    events.sort(key=lambda e: e.at)
+    return events
+
+
+# -- running it ------------------------------------------------------------------------
+
+
+@attrs.define
+class Target:
+    """One vendor the demo drives: its adapter and accounts."""
+
+    vendor: str
+    adapter: Adapter[Any]
+    accounts: list[Account]
+    builtin: bool
+
+
+def _accounts(vendor: str) -> list[Account]:
+    result = []
+    for index in range(ACCOUNTS_PER_VENDOR):
+        if vendor == "hubspot":
+            account, channel = str(2_000_001 + index), 3_001 + index
+        else:
+            account, channel = f"{vendor}-location-{index + 1}", None
+        result.append(Account(vendor, index, account, f"{vendor}-{index + 1}", channel))
+    return result
+
+
+def _settings(target: Target, account: Account, emu: Emulator) -> dict[str, Any]:
+    settings: dict[str, Any] = {"base_url": emu.base_url(target.vendor)}
+    if target.vendor in HIGHLEVEL_FAMILY:
+        settings["location_id"] = account.account
+        settings["provider_retry_after"] = 0.1
+    elif target.vendor == "hubspot":
+        settings["channel_id"] = account.channel_id
+    return settings
+
+
+def _connect(emu: Emulator, target: Target, account: Account) -> Connection:
+    token = secrets.token_urlsafe(18)  # never printed
+    emu.add_token(target.vendor, token, account=account.account)
+    return Connection(
+        account.connection,
+        adapter=target.vendor,
+        credentials=BearerToken(token),
+        settings=_settings(target, account, emu),
+        rate_limit=BUDGET,
+    )
+
+
+def _probe_plugin(emu: Emulator, registry: AdapterRegistry, name: str) -> Target | str:
+    """A plugin vendor the generic recipe (bearer token, base_url) can drive, or why not."""
+    if name not in registry:
+        return "no installed adapter has this id"
+    adapter = registry.get(name)
+    target = Target(name, adapter, _accounts(name), builtin=False)
+    account = target.accounts[0]
+    state = next((s for s in (S, D, R, F) if adapter.capabilities.mapping(s).sendable), None)
+    if state is None:
+        return "its adapter maps no delivery state"
+    try:
+        adapter.parse_settings({"base_url": emu.base_url(name)})
+        emu.seed_message(name, "demo-probe", account=account.account)
+        with Bridge(registry=registry, retry=RetryPolicy.none()) as bridge:
+            bridge.add_connection(_connect(emu, target, account))
+            bridge.update_status(account.connection, _status(state, "demo-probe"))
+        stored = emu.message(name, "demo-probe").status
+    except (MessagingError, ValueError, KeyError, TypeError) as exc:
+        return f"the generic demo recipe does not fit it ({type(exc).__name__}: {exc})"
+    if stored != adapter.capabilities.mapping(state).vendor_value:
+        return f"its emulator stored {stored!r} for {state.value!r}"
+    return target
+
+
+def _targets(emu: Emulator, registry: AdapterRegistry) -> tuple[list[Target], dict[str, str]]:
+    targets: list[Target] = []
+    skipped: dict[str, str] = {}
+    for name in emu.vendor_names:
+        if name in BUILTIN_VENDORS:
+            if name in registry:
+                targets.append(Target(name, registry.get(name), _accounts(name), builtin=True))
+            else:
+                skipped[name] = "its adapter is not installed (or blocked)"
+            continue
+        probed = _probe_plugin(emu, registry, name)
+        if isinstance(probed, str):
+            skipped[name] = probed
+        else:
+            targets.append(probed)
+    return targets, skipped
+
+
+def _configure_emulator(emu: Emulator, targets: list[Target]) -> None:
+    from msgbridge.emulator import RateLimit
+
+    for target in targets:
+        emu.set_rate_limit(target.vendor, RateLimit(max_requests=BUDGET[0], interval=BUDGET[1]))
+        for account in target.accounts:
+            if account.rate_limited:
+                emu.set_rate_limit(
+                    target.vendor,
+                    RateLimit(max_requests=SMALL_BUDGET[0], interval=SMALL_BUDGET[1]),
+                    account=account.account,
+                )
+    for route in FAULT_ROUTES:
+        emu.faults.error_rate(FAULT_5XX, route=route)
+        emu.faults.drop(rate=FAULT_DROP, route=route)
+        emu.faults.drop(rate=FAULT_DROP, after=True, route=route)
+
+
+def _feed(
+    emu: Emulator, events: list[Event], seeded: dict[tuple[str, str], str | None]
+) -> Iterator[tuple[str, MessageStatus | ConversationUpdate]]:
+    """The batch, creating each message at the vendor just before its first callback.
+
+    *seeded* receives each message's status right after creation (plugin vendors may
+    start messages in a state of their own, e.g. Chatwoot's ``sent``).
+    """
+    for event in events:
+        vendor = event.account.vendor
+        key = (vendor, event.subject)
+        if key not in seeded:
+            if isinstance(event.update, ConversationUpdate):
+                emu.seed_conversation(vendor, event.subject, account=event.account.account)
+                seeded[key] = None
+            else:
+                seeded[key] = emu.seed_message(
+                    vendor,
+                    event.subject,
+                    account=event.account.account,
+                    channel_id=event.account.channel_id,
+                    provider_ready_after=event.race,
+                ).status
+        yield event.account.connection, event.update
+
+
+@attrs.frozen
+class Mismatch:
+    vendor: str
+    subject: str
+    expected: Any
+    actual: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "id": self.subject,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+
+
+def _verify(
+    emu: Emulator,
+    targets: list[Target],
+    events: list[Event],
+    initial: Mapping[tuple[str, str], str | None],
+) -> tuple[list[Mismatch], dict[str, dict[str, Any]]]:
+    """Compare every message and conversation in the emulator with its expected state."""
+    adapters = {t.vendor: t.adapter for t in targets}
+    sequences: dict[tuple[str, str], list[DeliveryState]] = {}
+    conversations: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in events:
+        key = (event.account.vendor, event.subject)
+        if isinstance(event.update, MessageStatus):
+            sequences.setdefault(key, []).append(event.update.state)
+        else:
+            final = conversations.setdefault(key, {"unread_count": 0, "starred": False})
+            if event.update.unread_count is not None:
+                final["unread_count"] = event.update.unread_count
+            if event.update.starred is not None:
+                final["starred"] = event.update.starred
+    mismatches: list[Mismatch] = []
+    per_vendor: dict[str, dict[str, Any]] = {
+        t.vendor: {"finals": Counter(), "messages": 0, "conversations": 0, "mismatches": 0}
+        for t in targets
+    }
+    for (vendor, message_id), states in sequences.items():
+        expected = expected_vendor_state(
+            adapters[vendor], states, initial.get((vendor, message_id))
+        )
+        actual = emu.message(vendor, message_id).status
+        info = per_vendor[vendor]
+        info["messages"] += 1
+        info["finals"][actual if actual is not None else "(none)"] += 1
+        if actual != expected:
+            info["mismatches"] += 1
+            mismatches.append(Mismatch(vendor, message_id, expected, actual))
+    for (vendor, conversation_id), final in conversations.items():
+        state = emu.conversation(vendor, conversation_id)
+        actual_conv = {"unread_count": state.unread_count, "starred": state.starred}
+        info = per_vendor[vendor]
+        info["conversations"] += 1
+        if actual_conv != final:
+            info["mismatches"] += 1
+            mismatches.append(Mismatch(vendor, conversation_id, final, actual_conv))
+    return mismatches, per_vendor
+
+
+def _traffic(emu: Emulator, vendor: str) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for record in emu.find_requests(vendor=vendor):
+        if record.route not in FAULT_ROUTES:
+            continue
+        counts["requests"] += 1
+        fault = record.fault or ""
+        if "drop" in fault:
+            counts["dropped"] += 1
+        elif record.status is not None and record.status >= 500:
+            counts["5xx"] += 1
+        elif record.status == 429:
+            counts["429"] += 1
+        elif record.status == 403:
+            counts["403"] += 1
+        elif record.status is not None and record.status < 300:
+            counts["ok"] += 1
+        else:
+            counts["other"] += 1
+    return dict(counts)
+
+
+def _vendor_table(per_vendor: Mapping[str, Mapping[str, Any]]) -> Table:
+    table = Table(title="emulator: final state per vendor", title_justify="left")
+    table.add_column("vendor", style="bold")
+    table.add_column("messages", justify="right")
+    table.add_column("final statuses", overflow="fold")
+    table.add_column("conversations", justify="right")
+    table.add_column("as expected", justify="right")
+    for vendor, info in per_vendor.items():
+        finals = ", ".join(f"{k} {v}" for k, v in sorted(info["finals"].items()))
+        checked = info["messages"] + info["conversations"]
+        table.add_row(
+            cell(vendor),
+            cell(info["messages"]),
+            cell(finals or None),
+            cell(info["conversations"]),
+            cell(f"{checked - info['mismatches']}/{checked}"),
+        )
+    return table
+
+
+_TRAFFIC_COLUMNS = (
+    ("requests", "requests"),
+    ("ok", "2xx"),
+    ("403", "403 (race)"),
+    ("429", "429"),
+    ("5xx", "5xx"),
+    ("dropped", "dropped"),
+)
+
+
+def _traffic_table(traffic: Mapping[str, Mapping[str, int]]) -> Table:
+    table = Table(title="emulator: update requests per vendor", title_justify="left")
+    table.add_column("vendor", style="bold")
+    for _, header in _TRAFFIC_COLUMNS:
+        table.add_column(header, justify="right")
+    for vendor, counts in traffic.items():
+        table.add_row(cell(vendor), *[cell(counts.get(key, 0)) for key, _ in _TRAFFIC_COLUMNS])
+    return table
+
+
+@handle_errors
+def demo(
+    messages: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Messages to simulate (all vendors).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated scenario and faults.")] = 7,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run a realistic mixed batch through the in-process emulator and check every result.
+
+    Needs no credentials and no network. Creates several accounts per emulated vendor
+    (HighLevel, Leadway, Hoop, HubSpot, plus plugin vendors the generic recipe fits),
+    sends out-of-order and duplicate callbacks, conversation updates, a rate-limited
+    account, injected 5xx and dropped connections and the HighLevel provider race through
+    Bridge.update_many, then compares every message's final state in the emulator with
+    the state expected from the generated sequence. Exit 0 only if all match.
+    """
+    configure_logging(verbose)
+    require_emulator()
+    from msgbridge.emulator import Emulator, EmulatorConfig
+
+    started = time.monotonic()
+    registry = AdapterRegistry.from_entry_points()
+    config = EmulatorConfig(seed=seed, record_limit=max(10_000, 40 * messages))
+    console = out_console()
+    with Emulator(config, vendors=plugin_vendors(registry)) as emu:
+        targets, skipped = _targets(emu, registry)
+        if not targets:
+            typer.echo("msgbridge: error: no emulated vendor has an installed adapter", err=True)
+            raise typer.Exit(int(ExitCode.CONFIG))
+        emu.clear_requests()
+        _configure_emulator(emu, targets)
+        accounts = {t.vendor: t.accounts for t in targets}
+        events = build_scenario([t.vendor for t in targets], accounts, messages, seed)
+        show = not quiet and not as_json
+        if show:
+            names = ", ".join(t.vendor for t in targets)
+            small = f"{RATE_LIMITED[0]}-{RATE_LIMITED[1] + 1}"
+            console.print(
+                f"msgbridge demo: emulator at {emu.url}; {messages} messages, {len(events)} "
+                f"updates, {len(targets)} vendors ({names}), "
+                f"{sum(len(t.accounts) for t in targets)} accounts",
+                markup=False,
+            )
+            console.print(
+                f"faults: {FAULT_5XX:.0%} 5xx, {FAULT_DROP:.0%} dropped before and "
+                f"{FAULT_DROP:.0%} after applying; provider race on "
+                f"{PROVIDER_RACE_SHARE:.0%} of HighLevel-family messages; account {small} "
+                f"limited to {SMALL_BUDGET[0]} requests/{SMALL_BUDGET[1]:g}s",
+                markup=False,
+            )
+            for name, reason in skipped.items():
+                console.print(f"skipped vendor {name}: {reason}", markup=False)
+        by_connection: dict[str, Counter[str]] = {}
+        failures: list[str] = []
+        seeded: dict[tuple[str, str], str | None] = {}
+        batch_started = time.monotonic()
+        progress = (
+            Progress(
+                TextColumn("demo"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            if show and console.is_terminal
+            else None
+        )
+        with Bridge(registry=registry, retry=DEMO_RETRY) as bridge:
+            for target in targets:
+                for account in target.accounts:
+                    bridge.add_connection(_connect(emu, target, account))
+            task = progress.add_task("demo", total=len(events)) if progress else None
+            if progress is not None:
+                progress.start()
+            try:
+                for done, receipt in enumerate(
+                    bridge.update_many(
+                        _feed(emu, events, seeded), max_in_flight=32, max_pending=MAX_PENDING
+                    ),
+                    1,
+                ):
+                    counts = by_connection.setdefault(receipt.connection, Counter())
+                    counts[receipt.outcome.value] += 1
+                    if receipt.outcome is Outcome.FAILED and len(failures) < 10:
+                        failures.append(
+                            f"{receipt.connection} {receipt.subject_id}: {receipt.detail}"
+                        )
+                    if progress is not None and task is not None and done % 50 == 0:
+                        progress.update(task, completed=done)
+            finally:
+                if progress is not None:
+                    progress.stop()
+        batch_seconds = time.monotonic() - batch_started
+        mismatches, per_vendor = _verify(emu, targets, events, seeded)
+        traffic = {t.vendor: _traffic(emu, t.vendor) for t in targets}
+    total_seconds = time.monotonic() - started
+    checked = sum(v["messages"] + v["conversations"] for v in per_vendor.values())
+    failed = sum(c[Outcome.FAILED.value] for c in by_connection.values())
+    ok = not mismatches
+    if as_json:
+        print_json(
+            {
+                "ok": ok,
+                "messages": sum(v["messages"] for v in per_vendor.values()),
+                "conversations": sum(v["conversations"] for v in per_vendor.values()),
+                "updates": len(events),
+                "failed_updates": failed,
+                "seconds": round(total_seconds, 2),
+                "batch_seconds": round(batch_seconds, 2),
+                "by_connection": {k: dict(v) for k, v in sorted(by_connection.items())},
+                "vendors": {
+                    name: {
+                        "messages": info["messages"],
+                        "conversations": info["conversations"],
+                        "final_statuses": dict(info["finals"]),
+                        "mismatches": info["mismatches"],
+                        "http": traffic.get(name, {}),
+                    }
+                    for name, info in per_vendor.items()
+                },
+                "skipped_vendors": skipped,
+                "mismatches": [m.to_json() for m in mismatches[:50]],
+            }
+        )
+    else:
+        if not quiet:
+            console.print(summary_table(by_connection, "bridge receipts by connection"))
+            console.print(_vendor_table(per_vendor))
+            console.print(_traffic_table(traffic))
+            for line in failures:
+                console.print(f"failed: {line}", markup=False)
+            for mismatch in mismatches[:10]:
+                console.print(
+                    f"mismatch: {mismatch.vendor} {mismatch.subject}: expected "
+                    f"{mismatch.expected!r}, emulator has {mismatch.actual!r}",
+                    markup=False,
+                )
+        verdict = (
+            f"demo OK: all {checked} messages and conversations ended in their expected "
+            f"state ({len(events)} updates in {batch_seconds:.1f}s, {total_seconds:.1f}s total)"
+            if ok
+            else f"demo FAILED: {len(mismatches)} of {checked} messages and conversations did "
+            f"not end in their expected state ({failed} updates failed)"
+        )
+        console.print(verdict, markup=False, style="bold green" if ok else "bold red")
+    if not ok:
+        raise typer.Exit(int(ExitCode.FAILED))

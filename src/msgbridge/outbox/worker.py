@@ -1,0 +1,480 @@
+"""``OutboxWorker``: lease rows, send them through a ``Bridge``, settle each by its receipt.
+
+One batch:
+
+1. **lease** up to ``batch_size`` ready rows of the bridge's connections in one short
+   transaction (SQLite ``BEGIN IMMEDIATE`` + ``UPDATE … RETURNING``; PostgreSQL
+   ``FOR UPDATE SKIP LOCKED``), interleaving connections so one busy account cannot fill
+   the batch; the lease sets ``lease_owner`` and ``lease_until`` (and ``available_at``
+   to the same time, so an expired lease simply makes the row ready again);
+2. rows whose status is stale against the applied state are settled without a request;
+   the rest go through ``bridge.update_many`` while a heartbeat extends the leases;
+3. **settle** every row in one transaction, with the applied states of the batch:
+
+   * ``APPLIED``/``SKIPPED_*`` → the row is deleted if its ``version`` is unchanged,
+     else released (a newer update arrived meanwhile and goes next);
+   * ``FAILED`` and retryable (or an operator-fixable error, ``retry_errors``) →
+     rescheduled at ``now + (retry_after or backoff)`` with ``attempts + 1``; other
+     accounts are not held up, and the bridge's own short ``RetryPolicy`` keeps long
+     waits in the database instead of in a thread;
+   * ``FAILED`` otherwise, or after ``retry.max_attempts`` → a dead letter with the
+     reason, error type, HTTP status and the vendor's trace id.
+
+A worker that dies leaves leases that expire after ``lease_seconds`` and return. Delivery
+is at least once; the state guard turns a repeat into a skip (or, when the vendor saw a
+request whose answer was lost, into one harmless identical update).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from types import TracebackType
+from typing import Any
+
+from msgbridge.bridge import Bridge
+from msgbridge.connection import Connection
+from msgbridge.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidStatus,
+    MessagingError,
+)
+from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
+from msgbridge.outbox import sql
+from msgbridge.outbox.codec import decode
+from msgbridge.outbox.errors import StorageError
+from msgbridge.outbox.guard import Applied, Key, PersistentGuard
+from msgbridge.outbox.model import STATUS, BatchReport
+from msgbridge.outbox.outbox import Outbox
+from msgbridge.outbox.sql import LeasedRow
+from msgbridge.outbox.store import Store
+from msgbridge.registry import AdapterRegistry
+from msgbridge.retry import RetryPolicy
+
+__all__ = ["BRIDGE_RETRY", "OUTBOX_RETRY", "OutboxWorker"]
+
+log = logging.getLogger("msgbridge.outbox")
+
+#: The worker bridge's in-process retries: short, so long waits go back to the database.
+BRIDGE_RETRY = RetryPolicy(
+    max_attempts=2, initial_backoff=0.5, max_backoff=2.0, deadline=5.0, max_retry_after=5.0
+)
+#: Retries across batches: attempts before a dead letter, and the backoff between them.
+OUTBOX_RETRY = RetryPolicy(
+    max_attempts=10, initial_backoff=2.0, max_backoff=900.0, multiplier=3.0, deadline=1e12
+)
+
+Update = MessageStatus | ConversationUpdate
+#: Settlement of a row that was sent but has no receipt: give it back.
+NO_RECEIPT = "no receipt"
+
+
+def default_owner() -> str:
+    """``host:pid:random``, unique per worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _bridge_guard(bridge: Bridge) -> object:
+    return bridge.guard
+
+
+class OutboxWorker:
+    """Drains an outbox through a :class:`~msgbridge.Bridge`.
+
+    ``bridge`` should hold the outbox's :class:`PersistentGuard` (``guard=outbox.guard()``)
+    and a short :class:`~msgbridge.RetryPolicy` such as :data:`BRIDGE_RETRY`;
+    :meth:`create` builds one so. Rows are leased only for the bridge's connections (or
+    ``connections``). ``clock`` is epoch seconds; ``sleep`` is what :meth:`drain` waits
+    with (inject both in tests). Several workers, threads or processes, may drain one
+    outbox at once.
+    """
+
+    def __init__(
+        self,
+        store: Store | Outbox,
+        bridge: Bridge,
+        *,
+        owner: str | None = None,
+        batch_size: int = 200,
+        lease_seconds: float = 60.0,
+        max_in_flight: int = 32,
+        per_connection: int = 8,
+        per_connection_batch: int | None = None,
+        retry: RetryPolicy = OUTBOX_RETRY,
+        retry_errors: tuple[type[MessagingError], ...] = (
+            AuthenticationError,
+            ConfigurationError,
+        ),
+        connections: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        idle_interval: float = 1.0,
+        heartbeat: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigurationError("batch_size must be at least 1", key="batch_size")
+        if lease_seconds <= 0:
+            raise ConfigurationError("lease_seconds must be positive", key="lease_seconds")
+        if idle_interval <= 0:
+            raise ConfigurationError("idle_interval must be positive", key="idle_interval")
+        self.store = store.store if isinstance(store, Outbox) else store
+        self.bridge = bridge
+        self.owner = owner or default_owner()
+        self.batch_size = batch_size
+        self.lease_seconds = float(lease_seconds)
+        self.max_in_flight = max_in_flight
+        self.per_connection = per_connection
+        self.per_connection_batch = per_connection_batch or batch_size
+        self.retry = retry
+        self.retry_errors = retry_errors
+        self.connections = sorted(set(connections)) if connections is not None else None
+        self.clock = clock
+        self.sleep = sleep
+        self.idle_interval = idle_interval
+        self.heartbeat = heartbeat
+        self.rng = rng or random.Random()  # noqa: S311 - jitter
+        self._owns_bridge = False
+        guard = _bridge_guard(bridge)
+        self._guard: PersistentGuard | None = None
+        if isinstance(guard, PersistentGuard):
+            if guard.store is not self.store:
+                raise ConfigurationError(
+                    "the bridge's PersistentGuard belongs to another store than the worker's"
+                )
+            self._guard = guard
+
+    @classmethod
+    def create(
+        cls,
+        store: Store | Outbox,
+        connections: Iterable[Connection],
+        *,
+        registry: AdapterRegistry | None = None,
+        bridge_retry: RetryPolicy = BRIDGE_RETRY,
+        rate_limits: bool = True,
+        http_client: Any = None,
+        **options: Any,
+    ) -> OutboxWorker:
+        """A worker with its own bridge (closed by :meth:`close`) over *connections*."""
+        real = store.store if isinstance(store, Outbox) else store
+        clock = options.get("clock", time.time)
+        bridge = Bridge(
+            connections,
+            registry=registry,
+            http_client=http_client,
+            retry=bridge_retry,
+            guard=PersistentGuard(real, clock=clock),
+            rate_limits=rate_limits,
+        )
+        try:
+            worker = cls(real, bridge, **options)
+        except BaseException:
+            bridge.close()
+            raise
+        worker._owns_bridge = True
+        return worker
+
+    # -- one batch ------------------------------------------------------------------------
+    def _names(self) -> list[str]:
+        if self.connections is not None:
+            return self.connections
+        return sorted(self.bridge.connections)
+
+    def run_once(self) -> BatchReport:
+        """Lease one batch, send it, settle it. Returns what happened."""
+        report = BatchReport()
+        names = self._names()
+        if not names:
+            return report
+        now = self.clock()
+        with self.store.transaction() as tx:
+            raw = self.store.lease(
+                tx,
+                owner=self.owner,
+                now=now,
+                until=now + self.lease_seconds,
+                limit=self.batch_size,
+                scan=self.batch_size * 4,
+                per_connection=self.per_connection_batch,
+                connections=names,
+            )
+            rows = [LeasedRow.from_row(r) for r in raw]
+            applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
+        if not rows:
+            return report
+        report.batches = 1
+        report.leased = len(rows)
+        settled: dict[int, Receipt | str] = {}
+        to_send: list[LeasedRow] = []
+        items: list[tuple[str, Update]] = []
+        for row in rows:
+            try:
+                update = decode(row.kind, row.payload)
+            except InvalidStatus as exc:
+                settled[row.id] = f"the stored update cannot be read: {exc.message}"
+                continue
+            previous = applied.get(row.id)
+            if (
+                isinstance(update, MessageStatus)
+                and previous is not None
+                and not update.state.may_follow(previous[0])
+            ):
+                settled[row.id] = _stale(row, update, previous)
+                continue
+            to_send.append(row)
+            items.append((row.connection, update))
+        receipts: list[Receipt | None] = [None] * len(items)
+        if items:
+            known: dict[Key, Applied | None] = {
+                (r.connection, r.subject_id): applied.get(r.id) for r in to_send if r.kind == STATUS
+            }
+            guarding = self._guard.batch(known) if self._guard is not None else nullcontext()
+            try:
+                with guarding, self._heartbeat([r.id for r in rows]):
+                    for receipt in self.bridge.update_many(
+                        items,
+                        max_in_flight=self.max_in_flight,
+                        per_connection=self.per_connection,
+                    ):
+                        if receipt.index is not None:
+                            receipts[receipt.index] = receipt
+            except BaseException:
+                # Interrupted (Ctrl-C, a bug): settle what is known, give the rest back now
+                # rather than when the leases expire.
+                self._settle_quietly(rows, settled, to_send, receipts, report)
+                raise
+        self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        return report
+
+    @staticmethod
+    def _with_receipts(
+        settled: dict[int, Receipt | str],
+        to_send: Sequence[LeasedRow],
+        receipts: Sequence[Receipt | None],
+    ) -> dict[int, Receipt | str]:
+        for row, maybe in zip(to_send, receipts, strict=True):
+            settled[row.id] = maybe if maybe is not None else NO_RECEIPT
+        return settled
+
+    def _settle_quietly(
+        self,
+        rows: Sequence[LeasedRow],
+        settled: dict[int, Receipt | str],
+        to_send: Sequence[LeasedRow],
+        receipts: Sequence[Receipt | None],
+        report: BatchReport,
+    ) -> None:
+        try:
+            self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        except Exception as exc:  # the original error matters more; leases will expire
+            log.warning("msgbridge outbox: could not settle an interrupted batch: %s", exc)
+
+    def _settle(
+        self, rows: Sequence[LeasedRow], settled: dict[int, Receipt | str], report: BatchReport
+    ) -> None:
+        now = self.clock()
+        records = [
+            (r.connection, r.subject_id, r.state, r.vendor_value, now)
+            for r in settled.values()
+            if isinstance(r, Receipt)
+            and r.outcome is Outcome.APPLIED
+            and r.state is not None
+            and r.vendor_value is not None
+        ]
+        with self.store.transaction() as tx:
+            if records:
+                sql.record_applied(tx, records)
+            for row in rows:
+                result = settled[row.id]
+                if isinstance(result, str):
+                    if result == NO_RECEIPT:  # interrupted, or a bridge contract violation
+                        self._count(report, sql.release(tx, row, self.owner, now))
+                        continue
+                    outcome = sql.bury(
+                        tx,
+                        row,
+                        self.owner,
+                        now,
+                        reason=result,
+                        error_type="InvalidStatus",
+                        http_status=None,
+                        trace_id=None,
+                    )
+                    self._count(report, outcome)
+                elif result.outcome is Outcome.FAILED:
+                    self._failed(tx, row, result, now, report)
+                else:
+                    outcome = sql.finish(tx, row, self.owner, now)
+                    if outcome == "done":
+                        if result.outcome is Outcome.APPLIED:
+                            report.applied += 1
+                        else:
+                            report.skipped += 1
+                    else:
+                        self._count(report, outcome)
+        if report.lost:
+            log.warning(
+                "msgbridge outbox: %d row(s) were taken over by another worker before this "
+                "one finished (lease_seconds=%s is too short?)",
+                report.lost,
+                self.lease_seconds,
+            )
+
+    def _failed(
+        self, tx: Any, row: LeasedRow, receipt: Receipt, now: float, report: BatchReport
+    ) -> None:
+        error = receipt.error
+        retryable = isinstance(error, MessagingError) and (
+            error.retryable or isinstance(error, self.retry_errors)
+        )
+        attempts = row.attempts + 1
+        text = f"{type(error).__name__}: {error}" if error is not None else str(receipt.detail)
+        if retryable and attempts < self.retry.max_attempts:
+            assert isinstance(error, MessagingError)
+            wait = (
+                error.retry_after
+                if error.retry_after is not None
+                else self.retry.backoff(attempts, self.rng)
+            )
+            if sql.reschedule(tx, row, self.owner, now + max(0.0, wait), text, now):
+                report.retried += 1
+            else:
+                report.lost += 1
+            return
+        reason = text if not retryable else f"gave up after {attempts} attempts: {text}"
+        outcome = sql.bury(
+            tx,
+            row,
+            self.owner,
+            now,
+            reason=reason,
+            error_type=type(error).__name__ if error is not None else None,
+            http_status=receipt.http_status,
+            trace_id=receipt.trace_id,
+        )
+        self._count(report, outcome)
+
+    @staticmethod
+    def _count(report: BatchReport, outcome: str) -> None:
+        if outcome.startswith("dead"):
+            report.dead += 1
+        if outcome.endswith("released"):
+            report.released += 1
+        if outcome == "lost":
+            report.lost += 1
+
+    @contextmanager
+    def _heartbeat(self, ids: list[int]) -> Iterator[None]:
+        """Extend this batch's leases every third of ``lease_seconds`` while it is sent."""
+        if not self.heartbeat:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_seconds / 3):
+                try:
+                    with self.store.transaction() as tx:
+                        sql.extend(tx, ids, self.owner, self.clock() + self.lease_seconds)
+                except StorageError as exc:  # the next beat may get through
+                    log.warning("msgbridge outbox: could not extend leases: %s", exc)
+
+        thread = threading.Thread(target=beat, name="msgbridge-outbox-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- loops ------------------------------------------------------------------------------
+    def _pending(self) -> tuple[int, float | None]:
+        with self.store.transaction(write=False) as tx:
+            return sql.next_available(tx, self._names())
+
+    def drain(self, until_empty: bool = True, *, timeout: float | None = None) -> BatchReport:
+        """Send batches until nothing is ready (``until_empty=False``) or nothing is left.
+
+        With ``until_empty`` it also waits (with ``sleep``) for rows scheduled for a later
+        retry and for other workers' leases, so it returns when the outbox holds nothing
+        for these connections, or when ``timeout`` seconds (of ``clock``) have passed.
+        """
+        total = BatchReport()
+        started = self.clock()
+        while True:
+            report = self.run_once()
+            total.add(report)
+            if report.leased:
+                continue
+            if not until_empty:
+                return total
+            count, earliest = self._pending()
+            if count == 0:
+                return total
+            now = self.clock()
+            if timeout is not None and now - started >= timeout:
+                return total
+            wait = self.idle_interval if earliest is None else earliest - now
+            wait = min(max(wait, 0.01), self.idle_interval)
+            if timeout is not None:
+                wait = min(wait, max(0.0, started + timeout - now))
+            self.sleep(wait)
+
+    def run_forever(self, stop_event: threading.Event) -> BatchReport:
+        """Work until *stop_event* is set; storage hiccups are logged and retried."""
+        total = BatchReport()
+        while not stop_event.is_set():
+            try:
+                report = self.run_once()
+                total.add(report)
+                if report.leased:
+                    continue
+                _, earliest = self._pending()
+            except StorageError as exc:
+                if not exc.retryable:
+                    raise
+                log.warning("msgbridge outbox: %s; trying again", exc)
+                stop_event.wait(self.idle_interval)
+                continue
+            wait = self.idle_interval if earliest is None else earliest - self.clock()
+            stop_event.wait(min(max(wait, 0.01), self.idle_interval))
+        return total
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owns_bridge:
+            self.bridge.close()
+
+    def __enter__(self) -> OutboxWorker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<OutboxWorker {self.owner} on {self.store.location}>"
+
+
+def _stale(row: LeasedRow, update: MessageStatus, previous: Applied) -> Receipt:
+    return Receipt(
+        Outcome.SKIPPED_STALE,
+        connection=row.connection,
+        adapter="",
+        subject_id=row.subject_id,
+        state=update.state,
+        detail=f"last applied state is {previous[0].value!r}",
+    )
