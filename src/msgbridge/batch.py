@@ -17,6 +17,7 @@ async runner (tasks) share every rule:
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -29,6 +30,9 @@ from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 
 __all__ = ["END", "BatchItem", "Emit", "Pull", "Start", "Wait", "batch_steps", "failed_receipt"]
+
+#: Seconds between looks at a limiter whose whole budget is in flight elsewhere.
+LIMITER_POLL = 0.05
 
 #: What a runner sends back for :class:`Pull` when the input is exhausted.
 END: Any = object()
@@ -234,6 +238,8 @@ def batch_steps(
             now = clock()
             if gate is not None:
                 at = gate.available_at(now)
+                if math.isinf(at):  # its budget is all in flight (maybe another caller's)
+                    at = now + LIMITER_POLL
                 if at > now:
                     queues.rotation.append(connection)
                     wake = at if wake is None else min(wake, at)

@@ -286,23 +286,27 @@ class _Planner:
 
     # -- what both runners do around each step ----------------------------------------
 
-    def wait_before_send(self, job: Delivery, reserved: bool) -> float:
-        """Take a rate-limit slot for this attempt; returns how long to wait for it."""
+    def wait_before_send(self, job: Delivery) -> float:
+        """Take a rate-limit slot for this attempt: 0.0 when taken, else how long to wait
+        before asking again."""
         gate = self.limiter(job.connection)
-        if gate is None or reserved:
-            return 0.0
-        return gate.acquire(self.clock())
+        return 0.0 if gate is None else gate.acquire(self.clock())
 
-    def after_reply(self, job: Delivery, reply: ResponseView | MessagingError) -> None:
-        """Let the limiter learn from the vendor's rate-limit headers."""
+    def after_reply(self, job: Delivery, reply: ResponseView | MessagingError | None) -> None:
+        """Give the slot back (it counts for one more window) and learn from the vendor's
+        rate-limit headers. ``reply`` is ``None`` when the send itself blew up."""
         gate = self.limiter(job.connection)
-        if gate is not None and isinstance(reply, ResponseView):
+        if gate is None:
+            return
+        now = self.clock()
+        gate.release(now)
+        if isinstance(reply, ResponseView):
             feedback = job.adapter.rate_limit_feedback(reply)
             if feedback is not None:
                 if reply.header("retry-after") is not None:
                     # The vendor's explicit wait wins over a window guessed from headers.
                     feedback = attrs.evolve(feedback, remaining=None)
-                gate.learn(feedback, self.clock())
+                gate.learn(feedback, now)
 
     def before_sleep(self, job: Delivery, step: Sleep) -> None:
         """A 429 pauses the whole connection, not just this request."""
@@ -464,15 +468,17 @@ class Bridge(_BridgeBase):
             step = next(steps)
             while True:
                 if isinstance(step, Send):
-                    wait = planner.wait_before_send(job, reserved)
+                    if not reserved:
+                        while (wait := planner.wait_before_send(job)) > 0:
+                            self._sleep(wait)
                     reserved = False
-                    if wait > 0:
-                        self._sleep(wait)
+                    reply: ResponseView | MessagingError | None = None
                     try:
                         reply = self._sender.send(step.request, auth)
                     except MessagingError as exc:  # e.g. a rejected token refresh
                         reply = exc
-                    planner.after_reply(job, reply)
+                    finally:
+                        planner.after_reply(job, reply)
                     step = steps.send(reply)
                 else:
                     planner.before_sleep(job, step)
@@ -598,15 +604,17 @@ class AsyncBridge(_BridgeBase):
             step = next(steps)
             while True:
                 if isinstance(step, Send):
-                    wait = planner.wait_before_send(job, reserved)
+                    if not reserved:
+                        while (wait := planner.wait_before_send(job)) > 0:
+                            await self._sleep(wait)
                     reserved = False
-                    if wait > 0:
-                        await self._sleep(wait)
+                    reply: ResponseView | MessagingError | None = None
                     try:
                         reply = await self._sender.send(step.request, auth)
                     except MessagingError as exc:
                         reply = exc
-                    planner.after_reply(job, reply)
+                    finally:
+                        planner.after_reply(job, reply)
                     step = steps.send(reply)
                 else:
                     planner.before_sleep(job, step)

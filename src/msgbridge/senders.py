@@ -49,6 +49,18 @@ class AsyncSender(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _effective_timeout(
+    client: httpx.Client | httpx.AsyncClient | None, default: httpx.Timeout
+) -> httpx.Timeout:
+    """A caller's client keeps its own timeouts, unless they are all ``None`` (never
+    wait forever on a vendor)."""
+    if client is None:
+        return default
+    own = client.timeout
+    unset = (own.connect, own.read, own.write, own.pool) == (None, None, None, None)
+    return default if unset else own
+
+
 def _headers(request: RequestSpec) -> dict[str, str]:
     headers = dict(_JSON) if request.json is not None else {"Accept": "application/json"}
     headers.update(request.headers)
@@ -82,7 +94,7 @@ class HttpxSender:
         self.client = client or httpx.Client(
             timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
         )
-        self.timeout = timeout
+        self.timeout = _effective_timeout(client, timeout)
 
     def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
         built = self.client.build_request(
@@ -117,7 +129,7 @@ class AsyncHttpxSender:
         self.client = client or httpx.AsyncClient(
             timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
         )
-        self.timeout = timeout
+        self.timeout = _effective_timeout(client, timeout)
 
     async def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
         built = self.client.build_request(

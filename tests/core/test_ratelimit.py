@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import httpx
 import pytest
 
@@ -11,19 +14,37 @@ from msgbridge.errors import AuthenticationError
 from msgbridge.ratelimit import SlidingWindowLimiter
 
 
-def test_never_more_than_the_budget_in_any_window() -> None:
-    limiter = SlidingWindowLimiter(3, 10.0, margin=0.0)
-    slots = [limiter.acquire(0.0) for _ in range(7)]
-    assert slots == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 20.0]
-
-
-def test_a_token_bucket_burst_is_not_allowed_after_a_full_window() -> None:
+def test_a_request_counts_until_a_window_after_its_answer() -> None:
     limiter = SlidingWindowLimiter(2, 10.0, margin=0.0)
     assert limiter.try_acquire(0.0)
-    assert limiter.try_acquire(9.0)
-    assert not limiter.try_acquire(9.5)  # two sends within the last 10 s
-    assert limiter.available_at(9.5) == 10.0
-    assert limiter.try_acquire(10.0)
+    assert limiter.try_acquire(0.0)
+    assert not limiter.try_acquire(1.0)  # both in flight
+    assert limiter.available_at(1.0) == math.inf  # only a completion can free a slot
+    limiter.release(3.0)  # the answer came at 3.0: it may have *arrived* as late as that
+    assert limiter.available_at(3.5) == 13.0
+    assert limiter.acquire(5.0) == 8.0  # how long to wait
+    assert limiter.acquire(13.0) == 0.0  # taken
+    assert limiter.in_flight == 2
+
+
+def test_never_more_than_the_budget_in_any_window_whatever_the_latency() -> None:
+    """Simulate sends with random network delays; the vendor's rolling count stays <= N."""
+    rng = random.Random(7)
+    limiter = SlidingWindowLimiter(5, 1.0, margin=0.0)
+    now, arrivals, flying = 0.0, [], []
+    while len(arrivals) < 200:
+        flying.sort()
+        while flying and flying[0][0] <= now:  # answers that came back
+            limiter.release(flying.pop(0)[0])
+        if limiter.try_acquire(now):
+            arrival = now + rng.uniform(0.0, 0.8)  # a slow connection set-up, say
+            arrivals.append(arrival)
+            flying.append((arrival + rng.uniform(0.0, 0.1), arrival))
+        else:
+            now += 0.01
+    arrivals.sort()
+    for k in range(len(arrivals) - 5):
+        assert arrivals[k + 5] - arrivals[k] >= 1.0 - 1e-9  # 6 arrivals never within 1 s
 
 
 def test_pause_holds_every_request_until_it_ends() -> None:
@@ -31,6 +52,7 @@ def test_pause_holds_every_request_until_it_ends() -> None:
     limiter.pause_until(30.0)
     assert limiter.available_at(5.0) == 30.0
     assert limiter.acquire(5.0) == 25.0
+    assert limiter.acquire(30.0) == 0.0
 
 
 def test_learns_a_stricter_vendor_budget_with_its_window() -> None:
@@ -43,7 +65,8 @@ def test_learns_a_stricter_vendor_budget_with_its_window() -> None:
 
 def test_a_spent_vendor_window_pauses_only_when_our_log_does_not_explain_it() -> None:
     limiter = SlidingWindowLimiter(100, 10.0, margin=0.0)
-    limiter.acquire(0.0)
+    assert limiter.acquire(0.0) == 0.0
+    limiter.release(0.5)
     limiter.learn(RateFeedback(remaining=0, maximum=100, window=10.0), now=1.0)
     assert limiter.available_at(1.0) == 11.0  # someone else spent the budget
 
