@@ -26,7 +26,7 @@ import attrs
 
 from msgbridge.delivery import Delivery
 from msgbridge.errors import InvalidStatus, MessagingError
-from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
+from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 
 __all__ = ["END", "BatchItem", "Emit", "Pull", "Start", "Wait", "batch_steps", "failed_receipt"]
@@ -102,28 +102,48 @@ def failed_receipt(error: MessagingError, *, connection: str, update: object) ->
 class _Queues:
     """Per-message queues and a round-robin of connections with work ready."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, last_applied: Callable[[str, str], DeliveryState | None] | None = None
+    ) -> None:
+        self.last_applied = last_applied
         self.queued: dict[tuple[str, str, str], deque[BatchItem]] = {}
-        self.busy: set[tuple[str, str, str]] = set()
+        #: The item in flight for each busy key.
+        self.busy: dict[tuple[str, str, str], BatchItem] = {}
         self.ready: dict[str, deque[tuple[str, str, str]]] = {}
         self.rotation: deque[str] = deque()
         self.in_flight: dict[str, int] = {}
 
-    def add(self, item: BatchItem) -> BatchItem | None:
-        """Queue *item*; returns an item it superseded, if any."""
+    def add(self, item: BatchItem) -> tuple[BatchItem, Outcome] | None:
+        """Queue *item*; returns an item it pushed out (and why), if any."""
         queue = self.queued.get(item.key)
         if queue:
             last = queue[-1]
             if isinstance(last.update, MessageStatus) and isinstance(item.update, MessageStatus):
+                reference = self._reference_state(item)
+                tail_is_stale = reference is not None and not last.update.state.may_follow(
+                    reference
+                )
+                if tail_is_stale:
+                    queue[-1] = item
+                    return last, Outcome.SKIPPED_STALE
                 if item.update.state.may_follow(last.update.state):
                     queue[-1] = item
-                    return last
-                return item
+                    return last, Outcome.SKIPPED_SUPERSEDED
+                return item, Outcome.SKIPPED_SUPERSEDED
         if queue is None:
             queue = self.queued[item.key] = deque()
         queue.append(item)
         if item.key not in self.busy and len(queue) == 1:
             self._mark_ready(item.key)
+        return None
+
+    def _reference_state(self, item: BatchItem) -> DeliveryState | None:
+        """What the queued tail must follow: the update in flight, else the applied one."""
+        flying = self.busy.get(item.key)
+        if flying is not None and isinstance(flying.update, MessageStatus):
+            return flying.update.state
+        if self.last_applied is not None and isinstance(item.update, MessageStatus):
+            return self.last_applied(item.connection, item.update.message_id)
         return None
 
     def _mark_ready(self, key: tuple[str, str, str]) -> None:
@@ -145,12 +165,12 @@ class _Queues:
         item = queue.popleft()
         if not queue:
             del self.queued[key]
-        self.busy.add(key)
+        self.busy[key] = item
         self.in_flight[connection] = self.in_flight.get(connection, 0) + 1
         return item
 
     def finish(self, item: BatchItem) -> None:
-        self.busy.discard(item.key)
+        self.busy.pop(item.key, None)
         self.in_flight[item.connection] -= 1
         if not self.in_flight[item.connection]:
             del self.in_flight[item.connection]
@@ -169,6 +189,7 @@ def batch_steps(
     limiter: Callable[[str], SlidingWindowLimiter | None],
     adapter_id: Callable[[str], str],
     clock: Callable[[], float],
+    last_applied: Callable[[str, str], DeliveryState | None] | None = None,
     *,
     max_in_flight: int,
     per_connection: int,
@@ -179,7 +200,7 @@ def batch_steps(
         raise ValueError(
             "need max_in_flight >= 1, per_connection >= 1, max_pending >= max_in_flight"
         )
-    queues = _Queues()
+    queues = _Queues(last_applied)
     pending = 0  # queued + in flight
     in_flight = 0
     index = 0
@@ -214,13 +235,14 @@ def batch_steps(
                     )
                 )
                 continue
-            superseded = queues.add(
+            pushed_out = queues.add(
                 BatchItem(item_index, connection, update, _key(connection, update))
             )
             pending += 1
-            if superseded is not None:
+            if pushed_out is not None:
                 pending -= 1
-                yield Emit(_superseded(superseded, adapter_id(superseded.connection)))
+                loser, why = pushed_out
+                yield Emit(_skipped(loser, why, adapter_id(loser.connection)))
 
         wake: float | None = None
         blocked_rounds = 0
@@ -277,15 +299,20 @@ def batch_steps(
             yield Emit(attrs.evolve(receipt, index=item.index))
 
 
-def _superseded(item: BatchItem, adapter: str) -> Receipt:
+def _skipped(item: BatchItem, outcome: Outcome, adapter: str) -> Receipt:
     update = item.update
     assert isinstance(update, MessageStatus)
+    detail = (
+        "the message is already further along; a later update took its place"
+        if outcome is Outcome.SKIPPED_STALE
+        else "a later update for this message replaced it before it was sent"
+    )
     return Receipt(
-        Outcome.SKIPPED_SUPERSEDED,
+        outcome,
         connection=item.connection,
         adapter=adapter,
         subject_id=update.message_id,
         state=update.state,
-        detail="a later update for this message replaced it before it was sent",
+        detail=detail,
         index=item.index,
     )

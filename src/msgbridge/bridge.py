@@ -202,6 +202,10 @@ class _Planner:
             verdict = guard.check(name, update.message_id, update.state, vendor_value)
             if verdict is not None:
                 last = guard.last(name, update.message_id)
+                if verdict is Outcome.SKIPPED_DUPLICATE and last is not update.state:
+                    # Same vendor value but further along (HubSpot DELIVERED after SENT):
+                    # remember it, so a later FAILED is recognised as stale.
+                    guard.record(name, update.message_id, update.state, vendor_value)
                 return skipped(
                     verdict,
                     f"last applied state is {last.value if last else 'unknown'!r}",
@@ -275,6 +279,7 @@ class _Planner:
             self.limiter,
             lambda name: self._connections[name].adapter.id if name in self._connections else "",
             self.clock,
+            self.guard.last if self.guard is not None else None,
             max_in_flight=max_in_flight,
             per_connection=per_connection,
             max_pending=max_pending or max(1024, 8 * max_in_flight),
