@@ -2,8 +2,9 @@
 
 No credentials and no network: the emulator runs in-process on a loopback port. For every
 installed adapter the emulator serves (HighLevel, Leadway, Hoop, HubSpot, and plugin
-vendors that the generic recipe can drive) the demo creates several accounts, each a
-connection with its own token, and pushes a mixed batch through ``Bridge.update_many``:
+vendors, driven by their own ``EmulatedVendor.demo_*`` recipe) the demo creates several
+accounts, each a connection with its own token, and pushes a mixed batch through
+``Bridge.update_many``:
 
 * carrier callbacks per message along a realistic path (pending → sent → delivered → read,
   or → failed), some skipped, some duplicated, and jittered in time so that many arrive
@@ -29,7 +30,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
@@ -126,6 +127,8 @@ class Account:
     account: str
     connection: str
     channel_id: int | None = None
+    #: Extra MessageStatus fields a plugin vendor needs per message (its conversation).
+    message_fields: Callable[[str], Mapping[str, str]] | None = attrs.field(default=None, eq=False)
 
     @property
     def rate_limited(self) -> bool:
@@ -193,13 +196,21 @@ def _callbacks(rng: random.Random, path: tuple[DeliveryState, ...]) -> list[Deli
     return kept
 
 
-def _status(state: DeliveryState, message_id: str) -> MessageStatus:
+def _status(state: DeliveryState, message_id: str, account: Account | None = None) -> MessageStatus:
     error = (
         StatusError("carrier rejected the message", code="30007", kind="carrier")
         if state is F
         else None
     )
-    return MessageStatus(message_id, state, error=error)
+    extra = account.message_fields(message_id) if account and account.message_fields else {}
+    return MessageStatus(
+        message_id,
+        state,
+        error=error,
+        conversation_id=extra.get("conversation_id"),
+        channel_id=extra.get("channel_id"),
+        email_message_id=extra.get("email_message_id"),
+    )
 
 
 def build_scenario(
@@ -220,7 +231,7 @@ def build_scenario(
         )
         for step, state in enumerate(_callbacks(rng, _path(rng))):
             at = start + step + rng.gauss(0.0, JITTER)
-            update = _status(state, message_id)
+            update = _status(state, message_id, account)
             events.append(Event(at, account, message_id, update, race))
             if rng.random() < DUPLICATE:
                 events.append(Event(at + rng.uniform(0.0, 3.0), account, message_id, update, race))
@@ -257,14 +268,20 @@ class Target:
     builtin: bool
 
 
-def _accounts(vendor: str) -> list[Account]:
+def _accounts(vendor: str, emu: Emulator | None = None) -> list[Account]:
+    """Demo accounts; a plugin vendor (*emu* given) names its own and its message fields."""
     result = []
     for index in range(ACCOUNTS_PER_VENDOR):
-        if vendor == "hubspot":
+        fields = None
+        if emu is not None:
+            emulated = emu.vendor(vendor)
+            account, channel = emulated.demo_account(index), None
+            fields = emulated.demo_message_fields
+        elif vendor == "hubspot":
             account, channel = str(2_000_001 + index), 3_001 + index
         else:
             account, channel = f"{vendor}-location-{index + 1}", None
-        result.append(Account(vendor, index, account, f"{vendor}-{index + 1}", channel))
+        result.append(Account(vendor, index, account, f"{vendor}-{index + 1}", channel, fields))
     return result
 
 
@@ -281,34 +298,43 @@ def _settings(target: Target, account: Account, emu: Emulator) -> dict[str, Any]
 def _connect(emu: Emulator, target: Target, account: Account) -> Connection:
     token = secrets.token_urlsafe(18)  # never printed
     emu.add_token(target.vendor, token, account=account.account)
+    if target.builtin:
+        settings, credentials = _settings(target, account, emu), BearerToken(token)
+    else:
+        base_url = emu.base_url(target.vendor)
+        settings, credentials = emu.vendor(target.vendor).demo_connection(
+            base_url, account.account, token
+        )
     return Connection(
         account.connection,
         adapter=target.vendor,
-        credentials=BearerToken(token),
-        settings=_settings(target, account, emu),
+        credentials=credentials,
+        settings=settings,
         rate_limit=BUDGET,
     )
 
 
 def _probe_plugin(emu: Emulator, registry: AdapterRegistry, name: str) -> Target | str:
-    """A plugin vendor the generic recipe (bearer token, base_url) can drive, or why not."""
+    """A plugin vendor its own demo recipe (``EmulatedVendor.demo_*``) drives, or why not."""
     if name not in registry:
         return "no installed adapter has this id"
     adapter = registry.get(name)
-    target = Target(name, adapter, _accounts(name), builtin=False)
+    target = Target(name, adapter, _accounts(name, emu), builtin=False)
     account = target.accounts[0]
     state = next((s for s in (S, D, R, F) if adapter.capabilities.mapping(s).sendable), None)
     if state is None:
         return "its adapter maps no delivery state"
     try:
-        adapter.parse_settings({"base_url": emu.base_url(name)})
-        emu.seed_message(name, "demo-probe", account=account.account)
+        probe = _status(state, "demo-probe", account)
+        emu.seed_message(
+            name, "demo-probe", account=account.account, conversation_id=probe.conversation_id
+        )
         with Bridge(registry=registry, retry=RetryPolicy.none()) as bridge:
             bridge.add_connection(_connect(emu, target, account))
-            bridge.update_status(account.connection, _status(state, "demo-probe"))
+            bridge.update_status(account.connection, probe)
         stored = emu.message(name, "demo-probe").status
     except (MessagingError, ValueError, KeyError, TypeError) as exc:
-        return f"the generic demo recipe does not fit it ({type(exc).__name__}: {exc})"
+        return f"its demo recipe does not work ({type(exc).__name__}: {exc})"
     if stored != adapter.capabilities.mapping(state).vendor_value:
         return f"its emulator stored {stored!r} for {state.value!r}"
     return target
@@ -371,6 +397,7 @@ def _feed(
                     event.subject,
                     account=event.account.account,
                     channel_id=event.account.channel_id,
+                    conversation_id=event.update.conversation_id,
                     provider_ready_after=event.race,
                 ).status
         yield event.account.connection, event.update
@@ -514,7 +541,7 @@ def demo(
     """Run a realistic mixed batch through the in-process emulator and check every result.
 
     Needs no credentials and no network. Creates several accounts per emulated vendor
-    (HighLevel, Leadway, Hoop, HubSpot, plus plugin vendors the generic recipe fits),
+    (HighLevel, Leadway, Hoop, HubSpot, plus plugin vendors through their demo recipe),
     sends out-of-order and duplicate callbacks, conversation updates, a rate-limited
     account, injected 5xx and dropped connections and the HighLevel provider race through
     Bridge.update_many, then compares every message's final state in the emulator with

@@ -85,6 +85,26 @@ class EmulatedVendor(abc.ABC):
     #: recorder masks them besides the usual ``Authorization`` and friends.
     secret_headers: frozenset[str] = frozenset()
 
+    # -- how ``msgbridge demo`` drives this vendor (override what differs) -----------
+
+    def demo_account(self, index: int) -> str:
+        """The id of the demo's *index*-th account (0-based) at this vendor."""
+        return f"{self.name}-account-{index + 1}"
+
+    def demo_connection(
+        self, base_url: str, account: str, token: str
+    ) -> tuple[dict[str, Any], Any]:
+        """Connection settings and credentials for a demo account whose *token* the
+        emulator accepts. The default: ``base_url`` only, ``Authorization: Bearer``."""
+        from msgbridge.auth import BearerToken
+
+        return {"base_url": base_url}, BearerToken(token)
+
+    def demo_message_fields(self, message_id: str) -> dict[str, str]:
+        """Extra ``MessageStatus`` fields a demo message needs (e.g. its conversation);
+        ``conversation_id`` is also used when the demo seeds the message."""
+        return {}
+
     def __init__(self, name: str, *, settings: VendorSettings | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"vendor name must be lower-case [a-z0-9_-], got {name!r}")

@@ -37,6 +37,7 @@ ignores a missing ``status``; ``strict_body=False`` restores Chatwoot's leniency
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -88,6 +89,23 @@ class ChatwootVendor(EmulatedVendor):
 
     #: Chatwoot's token travels in its own header; the recorder masks it.
     secret_headers = frozenset({"api_access_token"})
+
+    # -- the recipe ``msgbridge demo`` uses -------------------------------------------
+
+    def demo_account(self, index: int) -> str:
+        """Chatwoot account ids are numbers."""
+        return str(index + 1)
+
+    def demo_connection(
+        self, base_url: str, account: str, token: str
+    ) -> tuple[dict[str, Any], Any]:
+        from msgbridge_chatwoot.auth import ChatwootToken
+
+        return {"base_url": base_url, "account_id": int(account)}, ChatwootToken(token)
+
+    def demo_message_fields(self, message_id: str) -> dict[str, str]:
+        """Chatwoot addresses a message inside its conversation: one per message here."""
+        return {"conversation_id": str(zlib.crc32(message_id.encode()) % 900_000 + 100_000)}
 
     def __init__(
         self,
