@@ -28,7 +28,18 @@ from msgbridge.retry import RetryPolicy
 
 HL_VERSIONS = {"highlevel": "2021-04-15", "leadway": "2021-07-28", "hoop": "2021-04-15"}
 LOCATION = "demo-location"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _pg_bin() -> Path:
+    """PostgreSQL's server binaries: ``MSGBRIDGE_PG_BIN``, else Debian's newest install."""
+    if os.environ.get("MSGBRIDGE_PG_BIN"):
+        return Path(os.environ["MSGBRIDGE_PG_BIN"])
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 class FakeClock:
