@@ -270,7 +270,11 @@ class _Planner:
 
     def steps(self, job: Delivery) -> Any:
         return deliver(
-            job, policy=self.retry, clock=self.clock, rng=self.rng, notify=self.registry.notify
+            job,
+            policy=self.retry,
+            clock=self.clock,
+            rng=self.rng,
+            notify=self.registry.notify if self.registry.has_observers else None,
         )
 
     def batch(self, max_in_flight: int, per_connection: int, max_pending: int | None) -> Any:
@@ -573,6 +577,9 @@ class AsyncBridge(_BridgeBase):
         steps = self._planner.batch(max_in_flight, per_connection, max_pending)
         pull = _puller(items)
         running: dict[asyncio.Task[Receipt], BatchItem] = {}
+        # Finished tasks announce themselves here: O(1) per completion, where
+        # asyncio.wait() would re-arm a callback on every running task each time.
+        finished: asyncio.Queue[asyncio.Task[Receipt]] = asyncio.Queue()
         try:
             reply: Any = None
             while True:
@@ -582,23 +589,37 @@ class AsyncBridge(_BridgeBase):
                     reply = await pull()
                 elif isinstance(step, Start):
                     task = asyncio.ensure_future(self._run(step.job, step.reserved))
+                    task.add_done_callback(finished.put_nowait)
                     running[task] = step.item
                 elif isinstance(step, Emit):
                     yield step.receipt
                 elif isinstance(step, Wait):
-                    if running:
-                        done, _ = await asyncio.wait(
-                            running, timeout=step.timeout, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    else:
-                        await self._sleep(step.timeout or 0.0)
-                        done = set()
-                    reply = [(running.pop(t), _outcome(t.exception(), t)) for t in done]
+                    reply = await self._completions(running, finished, step.timeout)
         except StopIteration:
             return
         finally:
             for task in running:
                 task.cancel()
+
+    async def _completions(
+        self,
+        running: dict[asyncio.Task[Receipt], BatchItem],
+        finished: asyncio.Queue[asyncio.Task[Receipt]],
+        timeout: float | None,
+    ) -> list[tuple[BatchItem, Receipt | BaseException]]:
+        """Wait for at least one finished delivery (or the timeout); take all that are."""
+        if not running:
+            await self._sleep(timeout or 0.0)
+            return []
+        done: list[asyncio.Task[Receipt]] = []
+        if finished.empty():
+            try:
+                done.append(await asyncio.wait_for(finished.get(), timeout))
+            except asyncio.TimeoutError:
+                return []
+        while not finished.empty():
+            done.append(finished.get_nowait())
+        return [(running.pop(t), _outcome(t.exception(), t)) for t in done if t in running]
 
     async def _run(self, job: Delivery, reserved: bool = False) -> Receipt:
         self._check_open()

@@ -62,9 +62,13 @@ def deliver(
     policy: RetryPolicy,
     clock: Callable[[], float],
     rng: random.Random,
-    notify: Callable[[DeliveryAttempt], None],
+    notify: Callable[[DeliveryAttempt], None] | None,
 ) -> Generator[Step, Reply, Receipt]:
-    """Send until applied, a permanent error, or the policy gives up (then raise)."""
+    """Send until applied, a permanent error, or the policy gives up (then raise).
+
+    *notify* gets a :class:`DeliveryAttempt` per attempt; ``None`` when nobody listens,
+    so the hot path builds no events.
+    """
     request = job.request
     started = clock()
     attempt = 0
@@ -104,7 +108,10 @@ def deliver(
                 trace_id=result.trace_id,
                 vendor_status=result.vendor_status,
             )
-            notify(_event(job, attempt, elapsed, result.http_status, None, None, result.trace_id))
+            if notify is not None:
+                notify(
+                    _event(job, attempt, elapsed, result.http_status, None, None, result.trace_id)
+                )
             if job.on_applied is not None:
                 job.on_applied(receipt)
             return receipt
@@ -113,7 +120,8 @@ def deliver(
             connection=job.connection, adapter=job.adapter.id, subject_id=request.subject_id
         )
         delay = policy.delay(error, attempt, clock() - started, rng)
-        notify(_event(job, attempt, elapsed, error.http_status, error, delay, error.trace_id))
+        if notify is not None:
+            notify(_event(job, attempt, elapsed, error.http_status, error, delay, error.trace_id))
         if delay is None:
             error.attempts = attempt
             log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)

@@ -252,6 +252,11 @@ class AdapterRegistry:
 
     # -- observation -----------------------------------------------------------------
 
+    @property
+    def has_observers(self) -> bool:
+        """Whether anyone listens to ``delivery_attempted`` (else events are not built)."""
+        return bool(self._pm.hook.delivery_attempted.get_hookimpls())
+
     def notify(self, event: DeliveryAttempt) -> None:
         """Tell every observer; a failing observer is logged and never fails a send."""
         for impl in self._pm.hook.delivery_attempted.get_hookimpls():
