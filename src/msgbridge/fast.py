@@ -80,9 +80,18 @@ class AiohttpSender:
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> ResponseView:
         session = self._get_session()
-        async with session.request(method, url, headers=headers, data=body) as response:
-            content = await response.read()
-            return ResponseView(response.status, dict(response.headers), content)
+        for attempt in (1, 2):
+            try:
+                async with session.request(method, url, headers=headers, data=body) as response:
+                    content = await response.read()
+                    return ResponseView(response.status, response.headers, content)
+            except aiohttp.ServerDisconnectedError:
+                # A pooled keep-alive connection the server had already closed: resend
+                # at once on a fresh one (our calls are idempotent) instead of paying a
+                # retry backoff. A second disconnect is a real failure.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _with_auth_flow(
         self, request: RequestSpec, headers: dict[str, str], body: bytes | None, auth: httpx.Auth
