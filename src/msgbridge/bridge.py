@@ -613,10 +613,13 @@ class AsyncBridge(_BridgeBase):
             return []
         done: list[asyncio.Task[Receipt]] = []
         if finished.empty():
-            try:
-                done.append(await asyncio.wait_for(finished.get(), timeout))
-            except asyncio.TimeoutError:
-                return []
+            if timeout is None:
+                done.append(await finished.get())  # no timer task on the hot path
+            else:
+                try:
+                    done.append(await asyncio.wait_for(finished.get(), timeout))
+                except asyncio.TimeoutError:
+                    return []
         while not finished.empty():
             done.append(finished.get_nowait())
         return [(running.pop(t), _outcome(t.exception(), t)) for t in done if t in running]
