@@ -28,6 +28,8 @@ from msgbridge.retry import RetryPolicy
 
 HL_VERSIONS = {"highlevel": "2021-04-15", "leadway": "2021-07-28", "hoop": "2021-04-15"}
 LOCATION = "demo-location"
+
+
 def _pg_bin() -> Path:
     """PostgreSQL's server binaries: ``MSGBRIDGE_PG_BIN``, else Debian's newest install."""
     if os.environ.get("MSGBRIDGE_PG_BIN"):
