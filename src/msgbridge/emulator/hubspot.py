@@ -32,7 +32,7 @@ from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, InvalidBo
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.routing import Route
 from msgbridge.emulator.state import MessageRecord
-from msgbridge.emulator.tokens import AccessToken, RefreshOutcome, new_token
+from msgbridge.emulator.tokens import AccessToken, RefreshOutcome
 from msgbridge.emulator.vendor import EmulatedVendor, VendorSettings
 
 __all__ = [
@@ -433,18 +433,8 @@ class HubSpot(EmulatedVendor):
             )
         assert result.account is not None
         assert result.client is not None
-        request.account = result.account
         ttl = self.settings.access_token_ttl
-        access_token = new_token("at")
-        self.tokens.add(
-            access_token,
-            result.account,
-            expires_in=ttl,
-            now=request.now,
-            wall=request.wall,
-            origin="oauth",
-            client_id=result.client.client_id,
-        )
+        access_token = self.mint_access_token(request, result.account, result.client.client_id)
         hub_id: int | str = int(result.account) if result.account.isdigit() else result.account
         return EmulatorResponse(
             200,

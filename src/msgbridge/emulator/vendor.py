@@ -29,7 +29,7 @@ from msgbridge.emulator.state import (
     MessageState,
     MessageStore,
 )
-from msgbridge.emulator.tokens import AccessToken, OAuthRegistry, TokenStore
+from msgbridge.emulator.tokens import AccessToken, OAuthRegistry, TokenStore, new_token
 
 __all__ = ["EmulatedVendor", "UnknownMode", "VendorSettings"]
 
@@ -84,6 +84,21 @@ class EmulatedVendor(abc.ABC):
     #: Lower-case names of request headers that carry this vendor's secrets; the
     #: recorder masks them besides the usual ``Authorization`` and friends.
     secret_headers: frozenset[str] = frozenset()
+
+    def mint_access_token(self, request: EmulatorRequest, account: str, client_id: str) -> str:
+        """Issue an access token after the OAuth endpoint accepted a refresh."""
+        request.account = account
+        token = new_token("at")
+        self.tokens.add(
+            token,
+            account,
+            expires_in=self.settings.access_token_ttl,
+            now=request.now,
+            wall=request.wall,
+            origin="oauth",
+            client_id=client_id,
+        )
+        return token
 
     # -- how ``msgbridge demo`` drives this vendor (override what differs) -----------
 
