@@ -1,47 +1,12 @@
-"""Small pure helpers for reading Chatwoot's answers (no I/O, no clock)."""
+"""Reading Chatwoot's error answers (pure; the shared helpers are in msgbridge.wire)."""
 
 from __future__ import annotations
 
-import math
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from msgbridge.adapter import ResponseView
 
-__all__ = ["error_text", "retry_after_seconds"]
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def retry_after_seconds(response: ResponseView) -> float | None:
-    """Seconds from ``Retry-After``: delta-seconds, or an HTTP date minus the ``Date`` header.
-
-    An adapter must not read a clock, so an HTTP-date ``Retry-After`` is measured against
-    the response's own ``Date`` header; without one the wait is unknown (``None``), and
-    the bridge falls back to its backoff.
-    """
-    raw = response.header("retry-after")
-    if raw is None or not raw.strip():
-        return None
-    raw = raw.strip()
-    try:
-        seconds = _finite(float(raw))
-    except ValueError:
-        seconds = None
-    else:
-        return None if seconds is None else max(0.0, seconds)
-    sent = response.header("date")
-    if sent is None:
-        return None
-    try:
-        until, now = parsedate_to_datetime(raw), parsedate_to_datetime(sent)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if (until.tzinfo is None) != (now.tzinfo is None):
-        return None
-    return max(0.0, (until - now).total_seconds())
+__all__ = ["error_text"]
 
 
 def _text(value: Any) -> str | None:

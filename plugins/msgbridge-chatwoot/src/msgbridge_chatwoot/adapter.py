@@ -45,20 +45,16 @@ from msgbridge.adapter import (
     path_segment,
 )
 from msgbridge.errors import (
-    AuthenticationError,
     ConfigurationError,
     InvalidStatus,
     MalformedResponse,
     MessagingError,
-    NotFound,
     PermissionDenied,
-    RateLimited,
     UnsupportedStatus,
-    VendorRejected,
-    VendorUnavailable,
 )
 from msgbridge.model import DeliveryState, MessageStatus
-from msgbridge_chatwoot._http import error_text, retry_after_seconds
+from msgbridge.wire import error_for_status, parse_retry_after
+from msgbridge_chatwoot._http import error_text
 
 __all__ = [
     "CHATWOOT_RATE_BUDGET",
@@ -227,30 +223,15 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
             "vendor_message": text,
             "trace_id": response.header("x-request-id"),
         }
-        status = response.status
-        if status == 401:
-            # Chatwoot also answers 401 for tokens that lack the right (an agent bot's
-            # token, Pundit denials); the vendor's words say which.
-            return AuthenticationError(f"Chatwoot refused the access token: {text}", **context)
-        if status == 403:
-            if NOT_AN_API_INBOX.lower() in text.lower():
-                return PermissionDenied(
-                    "Chatwoot only accepts status updates for messages in API-channel inboxes; "
-                    f"this conversation's inbox is another kind: {text}",
-                    **context,
-                )
-            return PermissionDenied(f"Chatwoot denied the request: {text}", **context)
-        if status == 404:
-            return NotFound(
-                f"Chatwoot does not know this account, conversation or message: {text}",
+        if response.status == 403 and NOT_AN_API_INBOX.lower() in text.lower():
+            return PermissionDenied(
+                "Chatwoot only accepts status updates for messages in API-channel inboxes; "
+                f"this conversation's inbox is another kind: {text}",
                 **context,
             )
-        if status == 429:
-            return RateLimited(
-                f"Chatwoot rate limit reached: {text}",
-                retry_after=retry_after_seconds(response),
-                **context,
-            )
-        if status >= 500:
-            return VendorUnavailable(f"Chatwoot is unavailable (HTTP {status}): {text}", **context)
-        return VendorRejected(f"Chatwoot rejected the request: {text}", **context)
+        # Chatwoot also answers 401 for tokens that lack the right (an agent bot's token,
+        # Pundit denials); the vendor's words, kept in the message, say which.
+        retry_after = parse_retry_after(response) if response.status == 429 else None
+        return error_for_status(
+            response.status, text, vendor="Chatwoot", retry_after=retry_after, **context
+        )

@@ -47,18 +47,13 @@ from msgbridge.adapter import (
     path_segment,
 )
 from msgbridge.errors import (
-    AuthenticationError,
     ConfigurationError,
     MalformedResponse,
     MessagingError,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
     UnsupportedStatus,
-    VendorRejected,
-    VendorUnavailable,
 )
 from msgbridge.model import DeliveryState, MessageStatus
+from msgbridge.wire import error_for_status
 from msgbridge_front._http import error_text, int_header, rate_limit_wait
 
 __all__ = [
@@ -180,21 +175,10 @@ class FrontAdapter(Adapter[FrontSettings]):
         """The typed error for a Front error answer."""
         text = error_text(response)
         context: dict[str, Any] = {"http_status": response.status, "vendor_message": text}
-        status = response.status
-        if status == 401:
-            return AuthenticationError(f"Front refused the token: {text}", **context)
-        if status == 403:
-            return PermissionDenied(f"Front denied the request: {text}", **context)
-        if status == 404:
-            return NotFound(f"Front does not know this message: {text}", **context)
-        if status == 429:
+        if response.status == 429:
             tier = response.header("x-front-tier")
             where = f" (burst limit {tier})" if tier else ""
-            return RateLimited(
-                f"Front rate limit reached{where}: {text}",
-                retry_after=rate_limit_wait(response),
-                **context,
+            return error_for_status(
+                429, text + where, vendor="Front", retry_after=rate_limit_wait(response), **context
             )
-        if status >= 500:
-            return VendorUnavailable(f"Front is unavailable (HTTP {status}): {text}", **context)
-        return VendorRejected(f"Front rejected the request: {text}", **context)
+        return error_for_status(response.status, text, vendor="Front", **context)
