@@ -131,13 +131,16 @@ def _expected_rejects(config: Path, trace_id: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.parametrize("sender", ["auto", "httpx", "aiohttp"])
 def test_mixed_file_rejects_exactly_the_lines_that_did_not_apply(
-    cli: Cli, emu: Emulator, config: Path
+    cli: Cli, emu: Emulator, config: Path, sender: str
 ) -> None:
+    """Same outcome on the async aiohttp path (the default) and the threaded httpx one."""
     _seed(emu)
     source = config.parent / "updates.jsonl"
     source.write_text("\n".join(MIXED) + "\n", encoding="utf-8")
-    result = cli("push", "updates.jsonl")  # relative: the cwd is the config's directory
+    # relative: the cwd is the config's directory
+    result = cli("push", "updates.jsonl", "--sender", sender)
     assert result.exit_code == 1, result.stderr
     [not_found] = emu.find_requests(status=404)
     rejects = config.parent / "updates.jsonl.rejects.jsonl"
