@@ -236,8 +236,9 @@ def report(result: Result) -> str:
             "## 5. Memory",
             "",
             f"`{result.command}` over {result.lines:,} lines ({result.file_mb:.0f} MB), "
-            "4 connections (2 HighLevel, 2 HubSpot), CLI defaults (sync `Bridge`, httpx, "
-            "32 in flight), emulator rate limits off.",
+            "4 connections (2 HighLevel, 2 HubSpot), CLI defaults (`--sender auto`: "
+            "`AsyncBridge` + aiohttp when the `fast` extra is installed, else the threaded "
+            "httpx `Bridge`; 32 in flight), emulator rate limits off.",
             "",
             md_table(
                 ["check", "result", "target", ""],
