@@ -149,6 +149,10 @@ class HighLevelFamily(EmulatedVendor):
     """``PUT /conversations/messages/{id}/status``, ``PUT /conversations/{id}``,
     ``POST /oauth/token`` for one HighLevel variant."""
 
+    seed_statuses = STATUS_VALUES
+    needs_channel_id = False
+    has_provider_race = True
+
     def __init__(
         self, variant: HighLevelVariant = HIGHLEVEL, *, settings: VendorSettings | None = None
     ) -> None:
@@ -443,21 +447,6 @@ class HighLevelFamily(EmulatedVendor):
         )
 
     # -- seeding -----------------------------------------------------------------------------
-    def check_seed(
-        self,
-        *,
-        channel_id: int | None,
-        status: str | None,
-        provider_ready_after: float | None,
-    ) -> None:
-        super().check_seed(
-            channel_id=channel_id, status=status, provider_ready_after=provider_ready_after
-        )
-        if channel_id is not None:
-            raise ValueError(f"{self.name} messages have no channel; drop channel_id")
-        if status is not None and status not in _STATUS_SET:
-            raise ValueError(f"status must be one of {', '.join(STATUS_VALUES)} or None")
-
     def on_message_created(self, conversation_id: str, account: str) -> None:
         if self.conversations.get(conversation_id) is None:
             self.conversations.create(conversation_id, account=account, origin="auto")

@@ -84,6 +84,9 @@ class HubSpot(EmulatedVendor):
     ``POST /oauth/{v1,v3,2026-03}/token``.
     """
 
+    seed_statuses = (*STATUS_TYPES, "RECEIVED")
+    needs_channel_id = True
+
     def __init__(
         self,
         name: str = "hubspot",
@@ -449,22 +452,6 @@ class HubSpot(EmulatedVendor):
         )
 
     # -- seeding ------------------------------------------------------------------------------
-    def check_seed(
-        self,
-        *,
-        channel_id: int | None,
-        status: str | None,
-        provider_ready_after: float | None,
-    ) -> None:
-        super().check_seed(
-            channel_id=channel_id, status=status, provider_ready_after=provider_ready_after
-        )
-        if provider_ready_after is not None:
-            raise ValueError("HubSpot has no provider race; drop provider_ready_after")
-        if not isinstance(channel_id, int) or isinstance(channel_id, bool):
-            raise ValueError("HubSpot messages belong to a channel: pass channel_id=<int>")
-        if status is not None and status not in (*STATUS_TYPES, "RECEIVED"):
-            raise ValueError(f"status must be one of {', '.join(STATUS_TYPES)}, RECEIVED or None")
 
 
 def _json_repr(value: Any) -> str:

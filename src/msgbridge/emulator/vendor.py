@@ -81,6 +81,14 @@ class EmulatedVendor(abc.ABC):
     thread while the server runs.
     """
 
+    #: Statuses a message may be seeded with (``None``: any).
+    seed_statuses: tuple[str, ...] | None = None
+    #: ``True``: seeded messages need a ``channel_id``; ``False``: they refuse one;
+    #: ``None``: either.
+    needs_channel_id: bool | None = None
+    #: Whether ``provider_ready_after`` (HighLevel's provider race) applies.
+    has_provider_race: bool = False
+
     #: Lower-case names of request headers that carry this vendor's secrets; the
     #: recorder masks them besides the usual ``Authorization`` and friends.
     secret_headers: frozenset[str] = frozenset()
@@ -280,9 +288,22 @@ class EmulatedVendor(abc.ABC):
         status: str | None,
         provider_ready_after: float | None,
     ) -> None:
-        """Refuse seed options this vendor cannot represent (override per vendor)."""
-        if provider_ready_after is not None and provider_ready_after < 0:
-            raise ValueError("provider_ready_after must be >= 0")
+        """Refuse seed options this vendor cannot represent, as its class attributes
+        declare (``seed_statuses``, ``needs_channel_id``, ``has_provider_race``);
+        override to add vendor-specific rules."""
+        if provider_ready_after is not None:
+            if not self.has_provider_race:
+                raise ValueError(f"{self.name} has no provider race; drop provider_ready_after")
+            if provider_ready_after < 0:
+                raise ValueError("provider_ready_after must be >= 0")
+        if self.needs_channel_id:
+            if not isinstance(channel_id, int) or isinstance(channel_id, bool):
+                raise ValueError(f"{self.name} messages belong to a channel: pass channel_id=<int>")
+        elif self.needs_channel_id is False and channel_id is not None:
+            raise ValueError(f"{self.name} messages have no channel; drop channel_id")
+        allowed = self.seed_statuses
+        if status is not None and allowed is not None and status not in allowed:
+            raise ValueError(f"status must be one of {', '.join(allowed)} or None")
 
     def on_message_created(self, conversation_id: str, account: str) -> None:
         """Hook: HighLevel makes sure the message's conversation exists."""

@@ -87,6 +87,9 @@ class ChatwootVendor(EmulatedVendor):
     ``inbox_type="web_widget"``; a conversation's inbox is set by its first message.
     """
 
+    seed_statuses = STATUS_VALUES
+    needs_channel_id = False
+
     #: Chatwoot's token travels in its own header; the recorder masks it.
     secret_headers = frozenset({"api_access_token"})
 
@@ -285,23 +288,6 @@ class ChatwootVendor(EmulatedVendor):
         return body
 
     # -- seeding -----------------------------------------------------------------------
-    def check_seed(
-        self,
-        *,
-        channel_id: int | None,
-        status: str | None,
-        provider_ready_after: float | None,
-    ) -> None:
-        super().check_seed(
-            channel_id=channel_id, status=status, provider_ready_after=provider_ready_after
-        )
-        if channel_id is not None:
-            raise ValueError("Chatwoot messages have no channel_id; use inbox_type=")
-        if provider_ready_after is not None:
-            raise ValueError("Chatwoot has no provider race; drop provider_ready_after")
-        if status is not None and status not in _STATUS_SET:
-            raise ValueError(f"status must be one of {', '.join(STATUS_VALUES)} or None")
-
     def seed_message(
         self,
         message_id: str,

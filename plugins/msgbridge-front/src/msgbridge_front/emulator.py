@@ -60,6 +60,9 @@ class FrontVendor(EmulatedVendor):
     ``conversation_status="archived"``.
     """
 
+    seed_statuses = ("failed",)
+    needs_channel_id = False
+
     def __init__(
         self,
         name: str = "front",
@@ -192,23 +195,6 @@ class FrontVendor(EmulatedVendor):
         return EmulatorResponse(204, None)
 
     # -- seeding and inspection -----------------------------------------------------------
-    def check_seed(
-        self,
-        *,
-        channel_id: int | None,
-        status: str | None,
-        provider_ready_after: float | None,
-    ) -> None:
-        super().check_seed(
-            channel_id=channel_id, status=status, provider_ready_after=provider_ready_after
-        )
-        if channel_id is not None:
-            raise ValueError("the emulated Front message has no channel_id")
-        if provider_ready_after is not None:
-            raise ValueError("Front has no provider race; drop provider_ready_after")
-        if status not in (None, "failed"):
-            raise ValueError("status must be 'failed' or None (Front tracks only failures)")
-
     def seed_message(
         self,
         message_id: str,
