@@ -166,11 +166,6 @@ class SenderCheckServer:
         return PreparedRequest("GET", f"http://127.0.0.1:{port}/", {"Accept": "*/*"})
 
 
-Send = Callable[
-    [PreparedRequest], "ResponseView | MessagingError | Awaitable[ResponseView | MessagingError]"
-]
-
-
 def _fail(message: str) -> SenderConformanceError:
     return SenderConformanceError(f"sender contract: {message}")
 
