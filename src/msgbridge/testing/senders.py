@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from msgbridge.adapter import PreparedRequest, ResponseView
-from msgbridge.errors import MessagingError, VendorUnavailable
+from msgbridge.errors import VendorUnavailable
 
 __all__ = [
     "REDIRECT_STATUSES",
