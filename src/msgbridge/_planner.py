@@ -3,7 +3,7 @@
 Planning is pure: validate the update, pick the adapter's mapping (skipping states it
 cannot express), and let the adapter describe the request. What happens per message
 (ordering, the guard) is :mod:`msgbridge._sequencing`'s; the retry loop is
-:mod:`msgbridge.delivery`'s.
+:mod:`msgbridge._delivery`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from msgbridge._batch import batch_steps
 from msgbridge._sequencing import MessagePolicy
 from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Sleep, deliver
+from msgbridge._delivery import Delivery, Sleep, deliver
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,

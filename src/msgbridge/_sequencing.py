@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from msgbridge.delivery import Delivery, Key
+from msgbridge._delivery import Delivery, Key
 from msgbridge.guard import Guard
 from msgbridge.model import Outcome, Receipt
 

@@ -2,7 +2,7 @@
 
 Both plan with :class:`msgbridge._planner.Planner` (pure), run every delivery inside
 its message's turn (:mod:`msgbridge._sequencing`: ordering and the guard, whatever the
-entry point) and drive the one delivery loop of :mod:`msgbridge.delivery`; they differ
+entry point) and drive the one delivery loop of :mod:`msgbridge._delivery`; they differ
 only in how they send, sleep and wait.
 """
 
@@ -35,7 +35,7 @@ from msgbridge._planner import BoundConnection, Planner
 from msgbridge.adapter import PreparedRequest, ResponseView
 from msgbridge.auth import RefreshLock
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Hold, Send, Sleep, unexpected
+from msgbridge._delivery import Delivery, Hold, Send, Sleep, unexpected
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
