@@ -112,6 +112,13 @@ class MessagePolicy:
         finally:
             self._tasks.release(key)
 
+    async def aacquire(self, key: Key) -> None:
+        """:meth:`aturn` without the context manager, for the async hot path."""
+        await self._tasks.acquire(key)
+
+    def arelease(self, key: Key) -> None:
+        self._tasks.release(key)
+
     def admit(self, job: Delivery) -> Receipt | None:
         """Inside the turn: a skip receipt if the update is not news, else ``None``."""
         guard = self.guard

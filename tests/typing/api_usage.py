@@ -80,7 +80,9 @@ def sync_product(registry: AdapterRegistry) -> list[Receipt]:
         two: Receipt = bridge.update_conversation("pit", ConversationUpdate("c1", starred=True))
         many = list(
             bridge.update_many(
-                [("pit", MessageStatus("m2", "read"))], max_in_flight=4, on_unsettled=unsettled.extend
+                [("pit", MessageStatus("m2", "read"))],
+                max_in_flight=4,
+                on_unsettled=unsettled.extend,
             )
         )
     failed = [r for r in many if r.outcome is Outcome.FAILED and isinstance(r.error, RateLimited)]
