@@ -31,11 +31,14 @@ from msgbridge.strict import exact_scalar_hooks
 
 __all__ = [
     "error_for_status",
+    "error_text",
     "int_header",
     "joined_message",
     "lenient_converter",
     "parse_retry_after",
     "read_model",
+    "seconds_until_reset",
+    "text_value",
 ]
 
 T = TypeVar("T")
@@ -114,6 +117,63 @@ def int_header(response: ResponseView, name: str) -> int | None:
         return int(raw.strip())
     except ValueError:
         return None
+
+
+def seconds_until_reset(response: ResponseView, name: str = "x-ratelimit-reset") -> float | None:
+    """Seconds until a rate-limit reset header: delta seconds, or a UNIX timestamp
+    (values above 10^9) measured against the response's own ``Date`` (no local clock)."""
+    raw = (response.header(name) or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    if value < _EPOCH_FLOOR:
+        return max(0.0, value)
+    sent = response.header("date")
+    if sent is None:
+        return None
+    try:
+        now = parsedate_to_datetime(sent)
+    except (TypeError, ValueError):
+        return None
+    if now.tzinfo is None:
+        return None
+    return max(0.0, value - now.timestamp())
+
+
+#: Reset values above this are UNIX timestamps, below it delta seconds.
+_EPOCH_FLOOR = 1_000_000_000
+
+
+def text_value(value: Any) -> str | None:
+    """A vendor's text field, stripped: a string, or the non-empty strings of a list
+    joined by ``"; "``; ``None`` when there is nothing to say."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list):
+        parts = [item.strip() for item in value if isinstance(item, str) and item.strip()]
+        return "; ".join(parts) or None
+    return None
+
+
+def error_text(
+    response: ResponseView, *, keys: tuple[str, ...] = ("error", "message", "errors")
+) -> str:
+    """What the vendor said: the first of *keys* in a JSON object body that has text,
+    else the raw body (not an HTML error page, which says nothing useful), else
+    ``HTTP <status>``. Never empty, so an error message always names something."""
+    body = response.json_object()
+    if body is not None:
+        for key in keys:
+            found = text_value(body.get(key))
+            if found:
+                return found
+    raw = response.text(200).strip()
+    if raw and not raw.startswith("<"):
+        return raw
+    return f"HTTP {response.status}"
 
 
 def joined_message(value: Any) -> str | None:

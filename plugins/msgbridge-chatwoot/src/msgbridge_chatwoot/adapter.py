@@ -53,8 +53,7 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import DeliveryState, MessageStatus
-from msgbridge.wire import error_for_status, parse_retry_after
-from msgbridge_chatwoot._http import error_text
+from msgbridge.wire import error_for_status, error_text, parse_retry_after
 from msgbridge_chatwoot.auth import ChatwootToken
 
 __all__ = [
@@ -222,7 +221,10 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
 
     def error_for(self, response: ResponseView) -> MessagingError:
         """The typed error for a Chatwoot error answer."""
-        text = error_text(response)
+        # Chatwoot's shapes: {"error": "..."} (most errors, the non-API-inbox 403),
+        # {"message": "...", "attributes": [...]} (validation), {"errors": ["..."]}
+        # (devise-token-auth 401s); rack-attack's 429 is plain text.
+        text = error_text(response, keys=("error", "message", "errors"))
         context: dict[str, Any] = {
             "http_status": response.status,
             "vendor_message": text,

@@ -53,8 +53,14 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import DeliveryState, MessageStatus
-from msgbridge.wire import error_for_status
-from msgbridge_front._http import error_text, int_header, rate_limit_wait
+from msgbridge.wire import (
+    error_for_status,
+    error_text,
+    int_header,
+    parse_retry_after,
+    seconds_until_reset,
+    text_value,
+)
 
 __all__ = [
     "BASE_URL",
@@ -173,12 +179,32 @@ class FrontAdapter(Adapter[FrontSettings]):
 
     def error_for(self, response: ResponseView) -> MessagingError:
         """The typed error for a Front error answer."""
-        text = error_text(response)
+        text = _front_error(response) or error_text(response, keys=("message", "error", "errors"))
         context: dict[str, Any] = {"http_status": response.status, "vendor_message": text}
         if response.status == 429:
             tier = response.header("x-front-tier")
             where = f" (burst limit {tier})" if tier else ""
-            return error_for_status(
-                429, text + where, vendor="Front", retry_after=rate_limit_wait(response), **context
-            )
+            # Front sends retry-after with every 429; failing that, wait for the reset.
+            wait = parse_retry_after(response)
+            if wait is None:
+                wait = seconds_until_reset(response, "x-ratelimit-reset")
+            return error_for_status(429, text + where, vendor="Front", retry_after=wait, **context)
         return error_for_status(response.status, text, vendor="Front", **context)
+
+
+def _front_error(response: ResponseView) -> str | None:
+    """Front's error body ``{"_error": {"status", "title", "message", "details"?}}``
+    (unconfirmed for this endpoint) as one line, else ``None``."""
+    body = response.json_object()
+    inner = body.get("_error") if body is not None else None
+    if not isinstance(inner, dict):
+        return None
+    message = text_value(inner.get("message"))
+    title = text_value(inner.get("title"))
+    details = text_value(inner.get("details"))
+    parts = [p for p in (title, message, details) if p]
+    if title and message and message.lower().startswith(title.lower()):
+        parts.remove(title)
+    if not parts:
+        return None
+    return ": ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
