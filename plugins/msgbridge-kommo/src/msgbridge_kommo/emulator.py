@@ -24,8 +24,9 @@ Where Kommo is silent, the emulator chooses (and says so):
   non-empty ``error``); ``error_code``/``error`` with 1 or 2, unknown keys, a non-JSON
   content type or malformed JSON are 400s. Kommo documents the fields, not its answers.
 * Success is ``200`` with an empty body. Every status is applied as sent (Kommo does not
-  say whether it refuses ``read`` → ``delivered``); statuses are stored as ``delivered``,
-  ``read`` and ``error`` (messages start ``sent``).
+  say whether it refuses ``read`` → ``delivered``). A message's status is stored as the
+  ``delivery_status`` sent, as text (``"1"``, ``"2"``, ``"-1"``), which is also the
+  adapter's vendor value; messages start ``sent`` (Kommo's "Sent" has no number).
 * Requests are limited per scope id to 7 per second (Kommo's general API limit); a 429
   has no ``Retry-After`` unless the emulator's ``retry_after`` switch is on.
 * Order of checks: signature (401) → rate limit (429) → message lookup (404, or
@@ -54,7 +55,7 @@ __all__ = ["DATE_TOLERANCE", "KOMMO_RATE_LIMIT", "STATUS_NAMES", "KommoVendor"]
 DATE_TOLERANCE = 15 * 60.0
 #: Kommo's general API limit: 7 requests per second (per scope id here).
 KOMMO_RATE_LIMIT = RateLimit(max_requests=7, interval=1.0)
-#: ``delivery_status`` values and the status the emulator stores for each.
+#: ``delivery_status`` values and what each means; the emulator stores the number as text.
 STATUS_NAMES = {1: "delivered", 2: "read", -1: "error"}
 _BODY_KEYS = frozenset({"msgid", "delivery_status", "error_code", "error"})
 
@@ -66,7 +67,7 @@ class KommoVendor(EmulatedVendor):
     Seed messages with ``vendor.seed_message(msgid, account=scope_id)``.
     """
 
-    seed_statuses = ("sent", "delivered", "read", "error")
+    seed_statuses = ("sent", "1", "2", "-1")
     needs_channel_id = False
 
     # -- the recipe ``msgbridge demo`` uses -------------------------------------------
@@ -96,7 +97,7 @@ class KommoVendor(EmulatedVendor):
                 "POST",
                 "/v2/origin/custom/{scope_id}/{msgid}/delivery_status",
                 self._delivery_status,
-                "update_delivery_status",
+                "update_message_status",
             ),
         )
 
@@ -242,9 +243,9 @@ class KommoVendor(EmulatedVendor):
         if message is None or message.account != scope_id:
             raise Reject(self.error_body(404, "message not found"))
         body = self._parse_body(request, msgid)
-        status = STATUS_NAMES[body["delivery_status"]]
+        status = str(body["delivery_status"])
         error = None
-        if status == "error":
+        if status == "-1":
             error = {"code": body["error_code"], "text": body.get("error")}
         self.messages.apply(
             message,
