@@ -76,7 +76,7 @@ def test_failed_sends_an_error_code_and_text(
 @pytest.mark.parametrize("state", ["pending", "sent"])
 def test_kommo_has_no_pending_or_sent(state: str) -> None:
     with pytest.raises(UnsupportedStatus) as caught:
-        prepare(MessageStatus("m1", state))  # type: ignore[arg-type]
+        prepare(MessageStatus("m1", state))
     assert "delivered, read and failed" in str(caught.value)
 
 
