@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from msgbridge._delivery import Delivery
-from msgbridge.errors import InvalidStatus, MessagingError
+from msgbridge.errors import InvalidStatus, MessagingError, UnexpectedError
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 
@@ -292,7 +292,12 @@ def batch_steps(
             pending -= 1
             if isinstance(outcome, MessagingError):
                 receipt = failed_receipt(outcome, connection=item.connection, update=item.update)
-            elif isinstance(outcome, BaseException):
+            elif isinstance(outcome, Exception):  # a bug below the runner: contained too
+                unexpected = UnexpectedError(
+                    f"delivering this update raised {type(outcome).__name__}: {outcome}"
+                )
+                receipt = failed_receipt(unexpected, connection=item.connection, update=item.update)
+            elif isinstance(outcome, BaseException):  # KeyboardInterrupt, SystemExit
                 raise outcome
             else:
                 receipt = outcome
