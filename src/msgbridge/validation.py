@@ -109,13 +109,20 @@ def check_url(value: object, *, key: str, allow_path: bool = True) -> str:
             "credentials to the connection's credentials, never in a URL",
             key=key,
         )
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # "[not-ipv6]": urlsplit checks bracketed hosts itself
+        raise ConfigurationError(
+            f"{key} has an invalid host in {shown}: expected a DNS name of ASCII letters, "
+            "digits, '-' and '.', or an IP address",
+            key=key,
+        ) from None
+    if parts.scheme not in {"http", "https"} or not host:
         raise ConfigurationError(
             f"{key} must be an absolute http(s) URL such as 'https://api.example.com', got {shown}",
             key=key,
         )
-    host = parts.hostname
     if not _valid_host(host, bracketed=parts.netloc.startswith("[")):
         raise ConfigurationError(
             f"{key} has an invalid host {host!a}: expected a DNS name of ASCII letters, "
