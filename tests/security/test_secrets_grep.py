@@ -393,7 +393,8 @@ def test_no_secret_in_cli_verbose_output_or_outbox_files(
     assert minted, saved
     secrets = [*SECRETS, *minted]
 
-    assert any("DEBUG" in o for o in outputs), "-v logged nothing"
+    # -v raised the loggers (without it, httpx's INFO request lines are not shown).
+    assert any("msgbridge: INFO httpx: HTTP Request" in o for o in outputs), outputs[:2]
     assert f"{URL_PASSWORD}" not in "".join(outputs)
     assert any("user name or password" in o for o in outputs)
     files = {
