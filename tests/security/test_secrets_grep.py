@@ -6,8 +6,9 @@ Then each secret (a bearer token, a refused bearer token, an OAuth client secret
 refresh token and the tokens the vendor minted from them, a Chatwoot access token, and
 a password in a base URL that must be refused) is searched for in: the logs, the
 command line's ``-v`` output, reprs, exception strings and tracebacks, receipts, the
-emulator's recording (in memory and over its control endpoint) and the outbox's files
-on disk. A token store file is the one place tokens belong; it is checked for mode 0600.
+emulator's recording (in memory and over its control endpoint), the outbox's files on
+disk and ``push``'s rejects file. A token store file is the one place tokens belong;
+it is checked for mode 0600.
 """
 
 from __future__ import annotations
@@ -344,8 +345,12 @@ ENV = {
 
 
 def test_no_secret_in_cli_verbose_output_or_outbox_files(
-    tmp_path: Path, emu: Emulator, debug_logs: pytest.LogCaptureFixture
+    tmp_path: Path,
+    emu: Emulator,
+    debug_logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # `push -` writes rejects.jsonl here: grepped too
     config = _config(tmp_path, emu)
     runner = CliRunner()
     outputs: list[str] = []
@@ -403,6 +408,7 @@ def test_no_secret_in_cli_verbose_output_or_outbox_files(
         if p.is_file() and p != store_file and p != config
     }
     assert any(name.startswith("box") for name in files), files.keys()
+    assert "rejects.jsonl" in files, files.keys()
     texts = [*outputs, *files.values(), *_recording_texts(emu)]
     texts += [t for t in _log_texts(debug_logs)]
     assert _leaks(secrets, texts) == {}
