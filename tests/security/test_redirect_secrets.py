@@ -154,8 +154,9 @@ UPDATES = [
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="fast.py (the lead's): AiohttpSender follows redirects (aiohttp's "
-                "default allow_redirects=True) and resends Authorization / "
-                "api_access_token, and re-POSTs the OAuth refresh form, to the other origin",
+                "default allow_redirects=True): it resends Chatwoot's api_access_token and "
+                "re-POSTs the OAuth refresh form (client secret, refresh token) to the other "
+                "origin, and a redirected bearer PUT comes back 'applied'",
             ),
         ),
     ],
