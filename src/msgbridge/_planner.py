@@ -126,9 +126,17 @@ class Planner:
             requests, per_seconds = budget.requests, budget.per_seconds
         try:
             return SlidingWindowLimiter(requests, per_seconds)
-        except ValueError as exc:
+        except (ValueError, ConfigurationError) as exc:
+            where = (
+                "rate_limit"
+                if connection.rate_limit is not None
+                else (f"adapter {adapter.id!r}'s default rate budget")
+            )
+            message = exc.message if isinstance(exc, ConfigurationError) else str(exc)
             raise ConfigurationError(
-                f"rate_limit of connection {connection.name!r}: {exc}", key="rate_limit"
+                f"{where} of connection {connection.name!r}: {message}",
+                key="rate_limit",
+                connection=connection.name,
             ) from None
 
     def remove_connection(self, name: str) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import abc
 import enum
-import ipaddress
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import attrs
 
@@ -26,6 +25,7 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.validation import check_url
 
 if TYPE_CHECKING:
     from msgbridge.auth import Credential, TokenStore
@@ -259,32 +259,12 @@ def path_segment(field: str, value: str) -> str:
 
 
 def check_base_url(value: str, *, key: str = "base_url") -> str:
-    """Refuse base URLs that would leak tokens: plain http is allowed only on loopback."""
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigurationError(
-            f"{key} must be an absolute http(s) URL such as 'https://api.example.com', "
-            f"got {value!r}",
-            key=key,
-        )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"{key} must not have a query or fragment", key=key)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"{key} uses plain http on a non-loopback host ({parts.hostname}); tokens would "
-            "travel unencrypted. Use https, or http only on localhost/127.0.0.1/::1",
-            key=key,
-        )
-    return value.rstrip("/")
+    """A base URL without its trailing ``/``, refused if it would leak tokens.
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    The :func:`msgbridge.validation.check_url` rules: https (plain http only on
+    loopback), no ``user:password@``, no query or fragment, printable ASCII.
+    """
+    return check_url(value, key=key).rstrip("/")
 
 
 S = TypeVar("S")

@@ -20,7 +20,7 @@ failed        failed       exact
 
 from __future__ import annotations
 
-import math
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,7 +49,8 @@ from msgbridge.errors import (
     ProviderNotReady,
 )
 from msgbridge.hookspecs import hookimpl
-from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, check_identifier
+from msgbridge.validation import check_header_value, check_number
 from msgbridge.wire import (
     error_for_status,
     int_header,
@@ -84,19 +85,45 @@ STATES: Mapping[DeliveryState, StateMapping] = {
     DeliveryState.FAILED: StateMapping.exact("failed"),
 }
 
+#: Longest ``provider_retry_after`` accepted (an hour; the vendor says 5-10 s).
+MAX_PROVIDER_WAIT = 3600.0
+
 #: HighLevel requires all three keys of ``error``; these stand in when the provider
 #: gave no code or kind (our assumption: the vendor documents no defaults).
 UNKNOWN_ERROR_FIELD = "unknown"
 
 
+#: The ``Version`` header's alphabet. HighLevel documents dates (``2021-04-15``,
+#: ``2021-07-28``) and ``v3``; we assume no value needs more than ASCII letters, digits,
+#: ``-``, ``.`` and ``_`` (a CR/LF or space would break the header).
+VERSION_ALPHABET = string.ascii_letters + string.digits + "-._"
+#: Longest ``Version`` value accepted (dates are 10 characters).
+MAX_VERSION_LENGTH = 32
+
+
+def check_version(value: object, *, key: str = "version") -> str:
+    """A ``Version`` header value in :data:`VERSION_ALPHABET`, else ``ConfigurationError``."""
+    return check_header_value(
+        value, key=key, alphabet=VERSION_ALPHABET, max_length=MAX_VERSION_LENGTH
+    )
+
+
+def _variant_version(_: object, __: attrs.Attribute[str], value: object) -> None:
+    check_version(value)
+
+
+def _variant_base_url(_: object, __: attrs.Attribute[str], value: object) -> None:
+    check_base_url(value)  # type: ignore[arg-type]  # check_url refuses non-strings
+
+
 @attrs.frozen
 class HighLevelVariant:
-    """What distinguishes a white label: data only."""
+    """What distinguishes a white label: data only (its version and host are checked)."""
 
     id: str
     name: str
-    version: str
-    base_url: str = BASE_URL
+    version: str = attrs.field(validator=_variant_version)
+    base_url: str = attrs.field(default=BASE_URL, validator=_variant_base_url)
     variant_of: str | None = None
 
 
@@ -113,9 +140,18 @@ def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | 
         check_base_url(value)
 
 
-def _optional_text(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None and not value.strip():
-        raise ConfigurationError(f"{attribute.name} must not be empty", key=attribute.name)
+def _optional_version(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None:
+        check_version(value)
+
+
+def _optional_location(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        check_identifier("location_id", value)
+    except InvalidStatus as exc:
+        raise ConfigurationError(exc.message, key="location_id") from None
 
 
 @attrs.frozen
@@ -124,20 +160,18 @@ class HighLevelSettings:
 
     #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/highlevel``).
     base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
-    #: Override the ``Version`` header.
-    version: str | None = attrs.field(default=None, validator=_optional_text)
-    #: Default ``locationId`` for conversation updates without an ``account_id``.
-    location_id: str | None = attrs.field(default=None, validator=_optional_text)
-    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5-10 s).
+    #: Override the ``Version`` header (ASCII letters, digits, ``-``, ``.``, ``_``).
+    version: str | None = attrs.field(default=None, validator=_optional_version)
+    #: Default ``locationId`` for conversation updates without an ``account_id`` (the
+    #: identifier rules of :class:`~msgbridge.MessageStatus` ids).
+    location_id: str | None = attrs.field(default=None, validator=_optional_location)
+    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5-10 s;
+    #: 0 to 3,600 accepted).
     provider_retry_after: float = attrs.field(default=5.0)
 
     @provider_retry_after.validator
     def _check_delay(self, _: attrs.Attribute[float], value: float) -> None:
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigurationError(
-                "provider_retry_after must be a finite number of seconds, zero or more",
-                key="provider_retry_after",
-            )
+        check_number(value, key="provider_retry_after", minimum=0.0, maximum=MAX_PROVIDER_WAIT)
 
 
 # -- wire formats (lenient: only what we need is required) ----------------------------

@@ -19,7 +19,6 @@ failed        FAILED      exact (``errorMessage`` from ``StatusError.message``)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,6 +42,7 @@ from msgbridge.auth import Credential, RefreshingOAuth, TokenStore
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
 from msgbridge.hookspecs import hookimpl
 from msgbridge.model import DeliveryState, MessageStatus
+from msgbridge.validation import ascii_pattern
 from msgbridge.wire import (
     error_for_status,
     int_header,
@@ -56,7 +56,9 @@ __all__ = ["HubSpotAdapter", "HubSpotOAuth", "HubSpotSettings"]
 BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-03"
 LEGACY_API_VERSION = "v3"
-_DATE_VERSION = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-beta)?$")
+#: ``YYYY-MM`` or ``YYYY-MM-beta``, ASCII digits only, nothing after (no ``\n``).
+_DATE_VERSION = ascii_pattern(r"[0-9]{4}-(0[1-9]|1[0-2])(-beta)?")
+_DIGITS = ascii_pattern(r"[0-9]+")
 _INT32_MAX = 2**31 - 1
 #: Wait after a ``TEN_SECONDLY_ROLLING`` 429 without headers (HubSpot's Node SDK: 10 s).
 TEN_SECONDLY_WAIT = 10.0
@@ -74,11 +76,12 @@ def _channel_id(value: Any, *, error: Callable[[str], MessagingError]) -> int:
     if isinstance(value, bool):
         raise error(f"channel_id must be a whole number, got {value!r}")
     if isinstance(value, str):
-        if not re.fullmatch(r"[0-9]+", value.strip()):
+        if not _DIGITS.match(value) or len(value) > 10:
             raise error(
-                f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}"
+                "channel_id must be numeric, ASCII digits only (HubSpot channel ids are integers), "
+                f"got {value[:40]!a}"
             )
-        value = int(value.strip())
+        value = int(value)
     if not isinstance(value, int) or not 0 < value <= _INT32_MAX:
         raise error(f"channel_id must be a positive 32-bit integer, got {value!r}")
     return value
@@ -91,10 +94,12 @@ def _settings_channel(value: Any) -> int | None:
 
 
 def _api_version(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if value != LEGACY_API_VERSION and not _DATE_VERSION.match(value):
+    if not isinstance(value, str) or (
+        value != LEGACY_API_VERSION and not _DATE_VERSION.match(value)
+    ):
         raise ConfigurationError(
             f"api_version must be a date version such as '2026-03' (or '2026-09-beta') or "
-            f"the legacy 'v3', got {value!r}",
+            f"the legacy 'v3', got {value!a}",
             key="api_version",
         )
 
