@@ -204,6 +204,16 @@ class _ConversationResponse:
 _wire = lenient_converter()
 
 
+def _string_list(value: Any, _: type[Any]) -> list[str]:
+    # cattrs would turn the string "m1" into ["m", "1"]; a list must be a JSON array.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return [_wire.structure(item, str) for item in value]
+
+
+_wire.register_structure_hook_func(lambda t: t == list[str], _string_list)
+
+
 class HighLevelAdapter(Adapter[HighLevelSettings]):
     """HighLevel-family adapter; one instance per variant."""
 
