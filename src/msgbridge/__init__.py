@@ -17,6 +17,7 @@ from msgbridge.adapter import (
 from msgbridge.auth import BearerToken, MemoryTokenStore, RefreshingOAuth, TokenSet, TokenStore
 from msgbridge.bridge import AsyncBridge, Bridge
 from msgbridge.connection import Connection
+from msgbridge.email_status import EmailEvents, EmailRecipientStatus, EmailState, EmailStatusUpdate
 from msgbridge.events import DeliveryAttempt
 from msgbridge.guard import StateGuard
 from msgbridge.hookspecs import hookimpl
@@ -43,6 +44,10 @@ __all__ = [
     "ConversationUpdate",
     "DeliveryAttempt",
     "DeliveryState",
+    "EmailEvents",
+    "EmailRecipientStatus",
+    "EmailState",
+    "EmailStatusUpdate",
     "Fidelity",
     "MemoryTokenStore",
     "MessageStatus",
