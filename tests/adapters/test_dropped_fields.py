@@ -152,3 +152,16 @@ def test_v3_error_envelope_is_read() -> None:
 def test_nestjs_message_still_wins_over_its_error_phrase() -> None:
     body = {"statusCode": 400, "message": "Bad status", "error": "Bad Request"}
     assert _hl_error(400, body).vendor_message == "Bad status"
+
+
+def test_cli_shows_what_was_not_carried() -> None:
+    from msgbridge.cli._common import receipt_json
+
+    receipt = Receipt(
+        outcome="applied",  # type: ignore[arg-type]
+        connection="hs",
+        adapter="hubspot",
+        subject_id="m1",
+        dropped_fields=("email_message_id", "error.code"),
+    )
+    assert receipt_json(receipt)["dropped_fields"] == ["email_message_id", "error.code"]
