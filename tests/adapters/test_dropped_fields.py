@@ -20,7 +20,7 @@ from msgbridge.adapter import OPTIONAL_STATUS_FIELDS, Adapter, ResponseView, dro
 from msgbridge.adapters.highlevel import HIGHLEVEL, HOOP, LEADWAY, HighLevelAdapter
 from msgbridge.adapters.hubspot import HubSpotAdapter
 from msgbridge.errors import ConfigurationError, MessagingError, NotFound, VendorRejected
-from msgbridge.model import MessageStatus, Receipt, StatusError
+from msgbridge.model import MessageStatus, Outcome, Receipt, StatusError
 
 FULL_FAILURE = MessageStatus(
     "m1",
@@ -158,7 +158,7 @@ def test_cli_shows_what_was_not_carried() -> None:
     from msgbridge.cli._common import receipt_json
 
     receipt = Receipt(
-        outcome="applied",  # type: ignore[arg-type]
+        outcome=Outcome.APPLIED,
         connection="hs",
         adapter="hubspot",
         subject_id="m1",
