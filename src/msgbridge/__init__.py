@@ -14,8 +14,18 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
 )
-from msgbridge.auth import BearerToken, MemoryTokenStore, RefreshingOAuth, TokenSet, TokenStore
-from msgbridge.bridge import AsyncBridge, Bridge
+from msgbridge.auth import (
+    BearerToken,
+    Credential,
+    HeaderToken,
+    MemoryTokenStore,
+    RefreshingCredential,
+    RefreshingOAuth,
+    SharedTokenStore,
+    TokenSet,
+    TokenStore,
+)
+from msgbridge.bridge import AsyncBridge, Bridge, Unsettled
 from msgbridge.connection import Connection
 from msgbridge.email_status import EmailEvents, EmailRecipientStatus, EmailState, EmailStatusUpdate
 from msgbridge.events import DeliveryAttempt
@@ -42,6 +52,7 @@ __all__ = [
     "Capabilities",
     "Connection",
     "ConversationUpdate",
+    "Credential",
     "DeliveryAttempt",
     "DeliveryState",
     "EmailEvents",
@@ -49,21 +60,25 @@ __all__ = [
     "EmailState",
     "EmailStatusUpdate",
     "Fidelity",
+    "HeaderToken",
     "MemoryTokenStore",
     "MessageStatus",
     "Operation",
     "Outcome",
     "RateBudget",
     "Receipt",
+    "RefreshingCredential",
     "RefreshingOAuth",
     "RequestSpec",
     "ResponseView",
     "RetryPolicy",
+    "SharedTokenStore",
     "StateGuard",
     "StateMapping",
     "StatusError",
     "TokenSet",
     "TokenStore",
+    "Unsettled",
     "VendorResult",
     "hookimpl",
 ]

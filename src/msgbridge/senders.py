@@ -32,6 +32,7 @@ from msgbridge.errors import (
     ConfigurationError,
     MalformedResponse,
     MessagingError,
+    UnexpectedError,
     VendorUnavailable,
 )
 
@@ -123,6 +124,17 @@ def deadline_error(request: PreparedRequest, deadline: float) -> VendorUnavailab
     )
 
 
+def unsendable(request: PreparedRequest, exc: BaseException) -> UnexpectedError:
+    """The request itself cannot go on the wire (a header with a line break, a URL the
+    client refuses): our side's fault, so never retried. The client's message is not
+    shown: it quotes the header value, which may be a secret."""
+    return UnexpectedError(
+        f"the request could not be sent as built ({type(exc).__name__}: an invalid header "
+        "name or value, or URL); fix the adapter, credential or settings that produced it",
+        subject_id=request.subject_id,
+    )
+
+
 def _undecodable(request: PreparedRequest, exc: httpx.DecodingError) -> MalformedResponse:
     return MalformedResponse(
         f"the vendor's answer could not be decoded: {exc}", subject_id=request.subject_id
@@ -176,6 +188,8 @@ class HttpxSender:
             return ResponseView(response.status_code, response.headers, b"".join(chunks))
         except _Expired:
             return deadline_error(request, self.deadline)
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            return unsendable(request, exc)
         except httpx.TransportError as exc:
             return transport_error(request, exc)
         except httpx.DecodingError as exc:
@@ -224,6 +238,8 @@ class AsyncHttpxSender:
             return await within(self.deadline, self._exchange(built))
         except (TimeoutError, asyncio.TimeoutError):
             return deadline_error(request, self.deadline)
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            return unsendable(request, exc)
         except httpx.TransportError as exc:
             return transport_error(request, exc)
         except httpx.DecodingError as exc:
