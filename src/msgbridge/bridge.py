@@ -37,6 +37,7 @@ from msgbridge._planner import BoundConnection, Planner
 from msgbridge.adapter import PreparedRequest, ResponseView
 from msgbridge.auth import RefreshLock
 from msgbridge.connection import Connection
+from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
@@ -49,7 +50,7 @@ __all__ = ["AsyncBridge", "BoundConnection", "Bridge", "Fence", "Unsettled"]
 log = logging.getLogger("msgbridge")
 
 #: What ``update_many`` takes: a connection name and an update.
-BatchInput = tuple[str, MessageStatus | ConversationUpdate]
+BatchInput = tuple[str, MessageStatus | ConversationUpdate | EmailStatusUpdate]
 
 #: Called with a connection name right before every HTTP attempt for it; raising
 #: :class:`~msgbridge.errors.LeaseLost` (or any MessagingError) stops that attempt.
@@ -199,6 +200,12 @@ class Bridge(_BridgeBase):
     def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         self._check_open()
         return self._deliver(self._planner.plan_conversation(connection, update))
+
+    def update_email_status(self, connection: str, update: EmailStatusUpdate) -> Receipt:
+        """Report an email's status, event counters and recipient outcomes (adapters
+        with ``Operation.UPDATE_EMAIL_STATUS``, e.g. HighLevel's v3 call)."""
+        self._check_open()
+        return self._deliver(self._planner.plan_email_status(connection, update))
 
     def update_many(
         self,
@@ -433,6 +440,11 @@ class AsyncBridge(_BridgeBase):
     async def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         self._check_open()
         return await self._deliver(self._planner.plan_conversation(connection, update))
+
+    async def update_email_status(self, connection: str, update: EmailStatusUpdate) -> Receipt:
+        """Report an email's status, event counters and recipient outcomes."""
+        self._check_open()
+        return await self._deliver(self._planner.plan_email_status(connection, update))
 
     def update_many(
         self,

@@ -304,6 +304,10 @@ def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Receipt:
     """What happened to one update, always returned (or carried by the error raised)."""
@@ -332,6 +336,9 @@ class Receipt:
     index: int | None = None
     #: The exception behind a ``FAILED`` outcome in a batch; never carries secrets.
     error: Exception | None = attrs.field(default=None, eq=False, repr=False)
+    #: Neutral fields the caller gave that the vendor could not carry (e.g.
+    #: ``("email_message_id", "error.code")`` for HubSpot): applied, but not all of it.
+    dropped_fields: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     @property
     def ok(self) -> bool:

@@ -35,7 +35,11 @@ def test_json_lists_the_four_builtins_with_origin_operations_and_mappings(bare_c
     for name in ("highlevel", "leadway", "hoop"):
         entry = adapters[name]
         assert entry["states"] == HIGHLEVEL_ROWS
-        assert entry["operations"] == ["update_conversation", "update_status"]
+        assert entry["operations"] == [
+            "update_conversation",
+            "update_email_status",
+            "update_status",
+        ]
         assert entry["source"]["distribution"] == "msgbridge"
         assert entry["source"]["version"] == "0.1.0"
         assert entry["source"]["plugin"] == "highlevel"

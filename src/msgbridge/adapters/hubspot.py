@@ -15,6 +15,10 @@ delivered     SENT        coarse (no DELIVERED; SENT is true of a delivered mess
 read          READ        exact
 failed        FAILED      exact (``errorMessage`` from ``StatusError.message``)
 ============  ==========  ==========
+
+HubSpot's body has no place for ``email_message_id``, ``recipients``, ``error.code`` or
+``error.kind``; when given they are listed in ``RequestSpec.dropped`` (and so in the
+receipt's ``dropped_fields``), never dropped silently.
 """
 
 from __future__ import annotations
@@ -36,10 +40,16 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.auth import Credential, RefreshingOAuth, TokenStore
-from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
+from msgbridge.errors import (
+    ConfigurationError,
+    InvalidStatus,
+    MalformedResponse,
+    MessagingError,
+)
 from msgbridge.hookspecs import hookimpl
 from msgbridge.model import DeliveryState, MessageStatus
 from msgbridge.validation import ascii_pattern
@@ -172,6 +182,7 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         body: dict[str, Any] = {"statusType": value}
         if update.state is DeliveryState.FAILED and update.error is not None:
             body["errorMessage"] = update.error.message
+        dropped = dropped_fields(update, carried=())
         message = path_segment("message_id", update.message_id)
         base = (settings.base_url or BASE_URL).rstrip("/")
         if settings.api_version == LEGACY_API_VERSION:
@@ -185,12 +196,24 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            dropped=dropped,
         )
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         correlation = response.header("x-hubspot-correlation-id")
         if 200 <= response.status < 300:
-            data = read_model(_wire, response, _Message, what="HubSpot message")
+            try:
+                data = read_model(_wire, response, _Message, what="HubSpot message")
+            except MalformedResponse as exc:
+                # A 2xx means HubSpot applied it: applied, with a warning, never failed.
+                return VendorResult(
+                    http_status=response.status,
+                    trace_id=correlation,
+                    warning=(
+                        f"HubSpot answered HTTP {response.status} (applied) but its body was "
+                        f"not a message: {exc.message}"
+                    ),
+                )
             ids = {"id": data.id}
             if data.channelId is not None:
                 ids["channelId"] = str(data.channelId)
@@ -222,15 +245,31 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         )
 
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
-        """``X-HubSpot-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
-        remaining = int_header(response, "x-hubspot-ratelimit-remaining")
-        if remaining is None:
+        """The documented headers first: ``X-HubSpot-RateLimit-Secondly`` /
+        ``-Secondly-Remaining`` (a one-second window) and ``-Daily`` / ``-Daily-Remaining``.
+        Without the secondly pair, the observed (undocumented) ``-Max`` / ``-Remaining`` /
+        ``-Interval-Milliseconds`` are read as a fallback. All are optional: HubSpot
+        omits them when it cannot gather the data."""
+        daily_remaining = int_header(response, "x-hubspot-ratelimit-daily-remaining")
+        daily_maximum = int_header(response, "x-hubspot-ratelimit-daily")
+        secondly_remaining = int_header(response, "x-hubspot-ratelimit-secondly-remaining")
+        if secondly_remaining is not None:
+            remaining: int | None = secondly_remaining
+            maximum = int_header(response, "x-hubspot-ratelimit-secondly")
+            window: float | None = 1.0
+        else:
+            remaining = int_header(response, "x-hubspot-ratelimit-remaining")
+            maximum = int_header(response, "x-hubspot-ratelimit-max")
+            interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
+            window = interval / 1000.0 if interval else None
+        if remaining is None and daily_remaining is None:
             return None
-        interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
         return RateFeedback(
             remaining=remaining,
-            maximum=int_header(response, "x-hubspot-ratelimit-max"),
-            window=interval / 1000.0 if interval else None,
+            maximum=maximum,
+            window=window,
+            daily_remaining=daily_remaining,
+            daily_maximum=daily_maximum,
         )
 
     def error_for(self, response: ResponseView) -> MessagingError:
@@ -268,7 +307,8 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
 def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[float | None, bool]:
     """How long a 429 asks us to wait, and whether waiting is worth it at all."""
     policy = body.get("policyName")
-    if policy == "DAILY":
+    daily_remaining = int_header(response, "x-hubspot-ratelimit-daily-remaining")
+    if policy == "DAILY" or (daily_remaining is not None and daily_remaining <= 0):
         return None, False  # waiting means waiting for the portal's midnight
     retry_after = parse_retry_after(response)
     if retry_after is not None:

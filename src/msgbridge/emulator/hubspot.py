@@ -53,6 +53,9 @@ _REQUEST_CLASS = "PublicChannelIntegrationMessageUpdateRequest"
 
 #: 110 per 10 s per portal (the widely cited public-app figure; ``hubspot.md`` §4).
 HUBSPOT_RATE_LIMIT = RateLimit(max_requests=110, interval=10.0)
+#: The portal the demo token (``demo-hubspot-token``) belongs to, and its channel.
+DEMO_PORTAL = "1234567"
+DEMO_CHANNEL_ID = 1000
 
 MSG_NO_CREDENTIALS = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
@@ -100,6 +103,12 @@ class HubSpot(EmulatedVendor):
         super().__init__(name, settings=settings)
         self.api_versions = tuple(api_versions)
         self.integration_app_id = integration_app_id
+
+    def demo_token_account(self) -> str:
+        return DEMO_PORTAL
+
+    def demo_notes(self) -> list[str]:
+        return [f"{self.name} demo channel id: {DEMO_CHANNEL_ID}"]
 
     def routes(self) -> Sequence[Route]:
         routes: list[Route] = []

@@ -42,6 +42,7 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.errors import (
@@ -190,6 +191,8 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            # No place for email ids, recipients or error codes: say so in the receipt.
+            dropped=dropped_fields(update, carried=()),
         )
 
     # -- interpret --------------------------------------------------------------------

@@ -43,6 +43,7 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.errors import (
@@ -145,6 +146,8 @@ class FrontAdapter(Adapter[FrontSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            # No place for email ids, recipients or error codes: say so in the receipt.
+            dropped=dropped_fields(update, carried=()),
         )
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
