@@ -13,6 +13,7 @@ from msgbridge.errors import MessagingError
 
 __all__ = [
     "ForeignDatabase",
+    "LeaseLost",
     "SchemaTooNew",
     "StorageCorrupt",
     "StorageError",
@@ -68,3 +69,11 @@ class StorageUnavailable(StorageError):
     """The database server could not be reached or dropped the connection. Retryable."""
 
     default_retryable = True
+
+
+class LeaseLost(MessagingError):
+    """This worker no longer surely holds the lease on a connection: nothing was sent.
+
+    Not retryable by the bridge; the outbox row stays for the worker that holds the
+    connection now.
+    """

@@ -33,6 +33,9 @@ from msgbridge.outbox.errors import (
 from msgbridge.outbox.schema import MIGRATIONS, TABLES
 from msgbridge.outbox.store import SCHEMA_VERSION, Row, Store, Tx
 
+#: The fence of the connection lease of the outbox row being updated (alias ``o``).
+FENCE_OF_ROW = "(SELECT l.fence FROM msgbridge_leases l WHERE l.connection = o.connection)"
+
 try:  # the ignores keep mypy clean where the optional extra is not installed
     import psycopg  # type: ignore[import-not-found, unused-ignore]
     from psycopg import errors as pg_errors  # type: ignore[import-not-found, unused-ignore]
@@ -75,6 +78,7 @@ class _PgTx(Tx):
     dialect: ClassVar[str] = "postgresql"
     in_list: ClassVar[str] = "= ANY(?)"
     for_update: ClassVar[str] = " FOR UPDATE"
+    skip_locked: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
@@ -365,12 +369,21 @@ class PostgresStore(Store):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
         where = "available_at <= ?"
         params: list[Any] = [now]
         if connections is not None:
             where += f" AND connection {tx.in_list}"
             params.append(tx.id_list(connections))
+        fence = "NULL"
+        if fenced:
+            where += (
+                " AND connection IN (SELECT connection FROM msgbridge_leases "
+                "WHERE owner = ? AND until > ?)"
+            )
+            params += [owner, now]
+            fence = FENCE_OF_ROW
         sql = f"""
             WITH candidates AS (
                 SELECT id, connection, available_at FROM msgbridge_outbox
@@ -390,10 +403,10 @@ class PostgresStore(Store):
                 LIMIT ?
             )
             UPDATE msgbridge_outbox o
-            SET lease_owner = ?, lease_until = ?, available_at = ?
+            SET lease_owner = ?, lease_until = ?, available_at = ?, fence = {fence}
             FROM picked WHERE o.id = picked.id
             RETURNING o.id, o.connection, o.kind, o.subject_id, o.state, o.payload, o.version,
-                      o.attempts, o.created_at
+                      o.attempts, o.created_at, o.fence
         """  # noqa: S608 - only fixed fragments are interpolated
         return tx.fetchall(sql, [*params, scan, per_connection, limit, owner, until, until])
 

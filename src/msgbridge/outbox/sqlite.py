@@ -41,6 +41,11 @@ from msgbridge.outbox.errors import (
 from msgbridge.outbox.schema import MIGRATIONS
 from msgbridge.outbox.store import APPLICATION_ID, SCHEMA_VERSION, Row, Store, Tx
 
+#: The fence of the connection lease of the outbox row being updated.
+FENCE_OF_ROW = (
+    "(SELECT l.fence FROM msgbridge_leases l WHERE l.connection = msgbridge_outbox.connection)"
+)
+
 __all__ = ["SQLiteStore"]
 
 _MAGIC = b"SQLite format 3\x00"
@@ -331,15 +336,24 @@ class SQLiteStore(Store):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
         where = "available_at <= ?"
         params: list[Any] = [now]
         if connections is not None:
             where += f" AND connection {tx.in_list}"
             params.append(tx.id_list(connections))
+        fence = "NULL"
+        if fenced:
+            where += (
+                " AND connection IN (SELECT connection FROM msgbridge_leases "
+                "WHERE owner = ? AND until > ?)"
+            )
+            params += [owner, now]
+            fence = FENCE_OF_ROW
         sql = f"""
             UPDATE msgbridge_outbox
-            SET lease_owner = ?, lease_until = ?, available_at = ?
+            SET lease_owner = ?, lease_until = ?, available_at = ?, fence = {fence}
             WHERE id IN (
                 SELECT id FROM (
                     SELECT id, available_at,
@@ -357,7 +371,7 @@ class SQLiteStore(Store):
                 LIMIT ?
             )
             RETURNING id, connection, kind, subject_id, state, payload, version, attempts,
-                      created_at
+                      created_at, fence
         """  # noqa: S608 - only fixed fragments are interpolated
         return tx.fetchall(sql, [owner, until, until, *params, scan, per_connection, limit])
 

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Schema version this code writes and understands.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: SQLite ``PRAGMA application_id`` of a msgbridge outbox: ASCII "MSGB".
 APPLICATION_ID = 0x4D534742
 
@@ -59,6 +59,9 @@ class Tx(abc.ABC):
     def id_list(self, values: Sequence[Any]) -> Any:
         """The parameter value for :attr:`in_list`."""
 
+    #: Appended to a SELECT of rows to claim that others may be claiming too.
+    skip_locked: ClassVar[str] = ""
+
 
 class Store(abc.ABC):
     """A database holding one outbox: pending rows, applied states, dead letters."""
@@ -91,8 +94,14 @@ class Store(abc.ABC):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
-        """Lease up to *limit* ready rows; see :func:`msgbridge.outbox.sql.lease_columns`."""
+        """Lease up to *limit* ready rows of *connections* (all when ``None``).
+
+        With ``fenced``, only rows of connections whose lease (``msgbridge_leases``)
+        *owner* holds now, and each leased row takes that lease's fence. Rows come back
+        as the columns of :meth:`msgbridge.outbox.sql.LeasedRow.from_row`.
+        """
 
     @property
     @abc.abstractmethod

@@ -2,13 +2,18 @@
 
 One batch:
 
-1. **lease** up to ``batch_size`` ready rows of the bridge's connections in one short
+0. **connections**: the worker holds leases on whole connections (its fair share, see
+   :mod:`msgbridge.outbox.leases`) and only ever sends for those, so one account's
+   order, budget, guard and token refresh live in one process at a time;
+1. **lease** up to ``batch_size`` ready rows of the held connections in one short
    transaction (SQLite ``BEGIN IMMEDIATE`` + ``UPDATE … RETURNING``; PostgreSQL
    ``FOR UPDATE SKIP LOCKED``), interleaving connections so one busy account cannot fill
    the batch; the lease sets ``lease_owner`` and ``lease_until`` (and ``available_at``
    to the same time, so an expired lease simply makes the row ready again);
 2. rows whose status is stale against the applied state are settled without a request;
-   the rest go through ``bridge.update_many`` while a heartbeat extends the leases;
+   the rest go through ``bridge.update_many`` while a heartbeat renews the leases; right
+   before each HTTP attempt the connection's lease is checked (fencing): a worker that
+   could not renew it in time sends nothing more for it;
 3. **settle** every row in one transaction, with the applied states of the batch:
 
    * ``APPLIED``/``SKIPPED_*`` → the row is deleted if its ``version`` is unchanged,
@@ -20,9 +25,11 @@ One batch:
    * ``FAILED`` otherwise, or after ``retry.max_attempts`` → a dead letter with the
      reason, error type, HTTP status and the vendor's trace id.
 
-A worker that dies leaves leases that expire after ``lease_seconds`` and return. Delivery
-is at least once; the state guard turns a repeat into a skip (or, when the vendor saw a
-request whose answer was lost, into one harmless identical update).
+A worker that dies leaves leases that expire after ``lease_seconds`` and return; every
+settle statement matches the row's owner *and* its connection lease's fence, so a worker
+that lost a lease settles nothing. Delivery is at least once; the state guard turns a
+repeat into a skip (or, when the vendor saw a request whose answer was lost, into one
+harmless identical update).
 """
 
 from __future__ import annotations
@@ -50,8 +57,9 @@ from msgbridge.errors import (
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.outbox import sql
 from msgbridge.outbox.codec import decode
-from msgbridge.outbox.errors import StorageError
+from msgbridge.outbox.errors import LeaseLost, StorageError
 from msgbridge.outbox.guard import Applied, Key, PersistentGuard
+from msgbridge.outbox.leases import ConnectionLeases
 from msgbridge.outbox.model import STATUS, BatchReport
 from msgbridge.outbox.outbox import Outbox
 from msgbridge.outbox.sql import LeasedRow
@@ -93,8 +101,10 @@ class OutboxWorker:
     and a short :class:`~msgbridge.RetryPolicy` such as :data:`BRIDGE_RETRY`;
     :meth:`create` builds one so. Rows are leased only for the bridge's connections (or
     ``connections``). ``clock`` is epoch seconds; ``sleep`` is what :meth:`drain` waits
-    with (inject both in tests). Several workers, threads or processes, may drain one
-    outbox at once.
+    with (inject both in tests); ``monotonic`` times the leases locally (default
+    ``time.monotonic``, or ``clock`` when only that is injected). Several workers, threads
+    or processes, may drain one outbox at once: each sends only for the connections it
+    holds leases on (``affinity=False`` restores per-row leasing).
     """
 
     def __init__(
@@ -119,6 +129,10 @@ class OutboxWorker:
         idle_interval: float = 1.0,
         heartbeat: bool = True,
         rng: random.Random | None = None,
+        affinity: bool = True,
+        lease_margin: float | None = None,
+        rebalance_interval: float | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1", key="batch_size")
@@ -142,6 +156,31 @@ class OutboxWorker:
         self.idle_interval = idle_interval
         self.heartbeat = heartbeat
         self.rng = rng or random.Random()  # noqa: S311 - jitter
+        # An injected clock drives the lease timing too, unless a monotonic one is given.
+        self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        #: Connection leases (``None`` with ``affinity=False``: rows are leased one by one
+        #: and any worker may send for any connection, as before version 2).
+        self.leases: ConnectionLeases | None = (
+            ConnectionLeases(
+                self.store,
+                self.owner,
+                connections=self.connections,
+                lease_seconds=self.lease_seconds,
+                margin=lease_margin,
+                clock=clock,
+                monotonic=self.monotonic,
+            )
+            if affinity
+            else None
+        )
+        #: How often leases are renewed and rebalanced between batches: a newcomer gets
+        #: its fair share within about this long.
+        self.rebalance_interval = (
+            min(1.0, self.lease_seconds / 3) if rebalance_interval is None else rebalance_interval
+        )
+        self._last_rebalance: float | None = None
+        #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
+        self.stopping = threading.Event()
         self._owns_bridge = False
         guard = _bridge_guard(bridge)
         self._guard: PersistentGuard | None = None
@@ -151,6 +190,8 @@ class OutboxWorker:
                     "the bridge's PersistentGuard belongs to another store than the worker's"
                 )
             self._guard = guard
+        if self.leases is not None:
+            self.join()
 
     @classmethod
     def create(
@@ -189,12 +230,64 @@ class OutboxWorker:
             return self.connections
         return sorted(self.bridge.connections)
 
+    def rebalance(self, *, force: bool = False) -> None:
+        """Renew, release and acquire connection leases when due (every third of
+        ``rebalance_interval``, or when this worker holds none)."""
+        leases = self.leases
+        if leases is None:
+            return
+        now = self.monotonic()
+        due = (
+            force
+            or not leases.held
+            or self._last_rebalance is None
+            or now - self._last_rebalance >= self.rebalance_interval
+        )
+        if not due:
+            return
+        leases.connections = self._names()
+        change = leases.rebalance()
+        self._last_rebalance = now
+        if change.acquired or change.released:
+            log.info(
+                "msgbridge outbox: %s now holds %d connection(s) of a fair share of %d "
+                "(%d worker(s)); acquired %s, released %s",
+                self.owner,
+                len(leases.held),
+                change.share,
+                change.workers,
+                list(change.acquired),
+                list(change.released),
+            )
+
+    def join(self) -> None:
+        """Announce this worker (heartbeat row) so others count it in their fair share
+        from now on. Storage errors are logged: the first rebalance announces it too."""
+        assert self.leases is not None
+        try:
+            self.leases.renew()
+        except StorageError as exc:  # pragma: no cover - renew logs and swallows these
+            log.warning("msgbridge outbox: could not announce this worker: %s", exc)
+
+    def fence(self, connection: str) -> None:
+        """Raise :class:`LeaseLost` unless this worker surely holds *connection* now.
+
+        The bridge calls it immediately before every HTTP attempt.
+        """
+        if self.leases is not None:
+            self.leases.check(connection)
+
     def run_once(self) -> BatchReport:
         """Lease one batch, send it, settle it. Returns what happened."""
         report = BatchReport()
         names = self._names()
-        if not names:
+        if not names or self.stopping.is_set():
             return report
+        if self.leases is not None:
+            self.rebalance()
+            names = [n for n in self.leases.usable() if n in set(names)]
+            if not names:
+                return report
         now = self.clock()
         with self.store.transaction() as tx:
             raw = self.store.lease(
@@ -206,6 +299,7 @@ class OutboxWorker:
                 scan=self.batch_size * 4,
                 per_connection=self.per_connection_batch,
                 connections=names,
+                fenced=self.leases is not None,
             )
             rows = [LeasedRow.from_row(r) for r in raw]
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
@@ -230,6 +324,10 @@ class OutboxWorker:
             ):
                 settled[row.id] = _stale(row, update, previous)
                 continue
+            if self.leases is not None and self._fence_now(row.connection) != row.fence:
+                settled[row.id] = NO_RECEIPT  # the lease is not surely ours: give it back
+                report.fenced += 1
+                continue
             to_send.append(row)
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
@@ -239,7 +337,7 @@ class OutboxWorker:
             }
             guarding = self._guard.batch(known) if self._guard is not None else nullcontext()
             try:
-                with guarding, self._heartbeat([r.id for r in rows]):
+                with guarding, self._heartbeat(rows):
                     for receipt in self.bridge.update_many(
                         items,
                         max_in_flight=self.max_in_flight,
@@ -254,6 +352,13 @@ class OutboxWorker:
                 raise
         self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
         return report
+
+    def _fence_now(self, connection: str) -> int | None:
+        assert self.leases is not None
+        try:
+            return self.leases.check(connection)
+        except LeaseLost:
+            return None
 
     @staticmethod
     def _with_receipts(
@@ -310,6 +415,12 @@ class OutboxWorker:
                         trace_id=None,
                     )
                     self._count(report, outcome)
+                elif result.outcome is Outcome.FAILED and isinstance(result.error, LeaseLost):
+                    # Not sent: give the row back if it is still ours (fence), untouched.
+                    outcome = sql.release(tx, row, self.owner, now)
+                    report.fenced += 1
+                    if outcome == "lost":
+                        report.lost += 1
                 elif result.outcome is Outcome.FAILED:
                     self._failed(tx, row, result, now, report)
                 else:
@@ -373,8 +484,9 @@ class OutboxWorker:
             report.lost += 1
 
     @contextmanager
-    def _heartbeat(self, ids: list[int]) -> Iterator[None]:
-        """Extend this batch's leases every third of ``lease_seconds`` while it is sent."""
+    def _heartbeat(self, rows: Sequence[LeasedRow]) -> Iterator[None]:
+        """Renew the connection leases and extend this batch's row leases every third of
+        ``lease_seconds`` while it is sent."""
         if not self.heartbeat:
             yield
             return
@@ -382,9 +494,12 @@ class OutboxWorker:
 
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
+                if self.leases is not None:
+                    self.leases.renew()  # logs its own storage errors
+                    self._last_rebalance = self.monotonic()
                 try:
                     with self.store.transaction() as tx:
-                        sql.extend(tx, ids, self.owner, self.clock() + self.lease_seconds)
+                        sql.extend(tx, rows, self.owner, self.clock() + self.lease_seconds)
                 except StorageError as exc:  # the next beat may get through
                     log.warning("msgbridge outbox: could not extend leases: %s", exc)
 
@@ -450,7 +565,20 @@ class OutboxWorker:
         return total
 
     # -- lifecycle ------------------------------------------------------------------------
+    def release_leases(self) -> list[str]:
+        """Give every connection lease back now (so another worker need not wait for them
+        to expire); returns their names. Storage errors are logged: leases then expire."""
+        if self.leases is None:
+            return []
+        try:
+            return self.leases.release_all()
+        except StorageError as exc:
+            log.warning("msgbridge outbox: could not release connection leases: %s", exc)
+            return []
+
     def close(self) -> None:
+        """Release the connection leases and close the bridge this worker created."""
+        self.release_leases()
         if self._owns_bridge:
             self.bridge.close()
 
