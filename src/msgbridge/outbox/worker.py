@@ -46,6 +46,7 @@ from contextlib import contextmanager, nullcontext
 from types import TracebackType
 from typing import Any
 
+from msgbridge.adapter import RequestSpec, ResponseView
 from msgbridge.bridge import Bridge
 from msgbridge.connection import Connection
 from msgbridge.errors import (
@@ -66,6 +67,7 @@ from msgbridge.outbox.sql import LeasedRow
 from msgbridge.outbox.store import Store
 from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
+from msgbridge.senders import HttpxSender, SyncSender
 
 __all__ = ["BRIDGE_RETRY", "OUTBOX_RETRY", "OutboxWorker"]
 
@@ -205,13 +207,20 @@ class OutboxWorker:
         http_client: Any = None,
         **options: Any,
     ) -> OutboxWorker:
-        """A worker with its own bridge (closed by :meth:`close`) over *connections*."""
+        """A worker with its own bridge (closed by :meth:`close`) over *connections*.
+
+        The bridge checks this worker's connection lease immediately before every HTTP
+        attempt (retries included): a lease that could not be renewed in time turns the
+        attempt into a ``FAILED`` receipt carrying :class:`LeaseLost`, and nothing is sent.
+        """
         real = store.store if isinstance(store, Outbox) else store
         clock = options.get("clock", time.time)
+        connections = list(connections)
+        fencing = _FencingSender(HttpxSender(http_client), connections)
         bridge = Bridge(
             connections,
             registry=registry,
-            http_client=http_client,
+            sender=fencing,
             retry=bridge_retry,
             guard=PersistentGuard(real, clock=clock),
             rate_limits=rate_limits,
@@ -221,6 +230,7 @@ class OutboxWorker:
         except BaseException:
             bridge.close()
             raise
+        fencing.fence = worker.fence
         worker._owns_bridge = True
         return worker
 
@@ -595,6 +605,35 @@ class OutboxWorker:
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self.owner} on {self.store.location}>"
+
+
+class _FencingSender:
+    """Checks the connection lease before handing a request to the real sender.
+
+    The connection is known from the request's credentials object (each connection has
+    its own). A lost lease is answered with :class:`LeaseLost` (not retryable) instead
+    of a response, so the delivery ends ``FAILED`` without a request being sent.
+    """
+
+    def __init__(self, inner: SyncSender, connections: Sequence[Connection]) -> None:
+        self.inner = inner
+        self.fence: Callable[[str], None] | None = None
+        self._names: dict[int, list[str]] = {}
+        for connection in connections:
+            self._names.setdefault(id(connection.credentials), []).append(connection.name)
+
+    def send(self, request: RequestSpec, auth: Any) -> ResponseView | MessagingError:
+        fence = self.fence
+        if fence is not None:
+            try:
+                for name in self._names.get(id(auth), ()):
+                    fence(name)
+            except LeaseLost as exc:
+                return exc
+        return self.inner.send(request, auth)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _stale(row: LeasedRow, update: MessageStatus, previous: Applied) -> Receipt:
