@@ -296,6 +296,34 @@ class SQLiteStore(Store):
                 _rollback(conn)
                 raise translate(exc, self.location, doing) from None
 
+    @contextmanager
+    def dedicated_transaction(self) -> Iterator[Tx]:
+        """``BEGIN IMMEDIATE`` on a fresh connection (closed on exit): holds the file's
+        write lock until exit, from whichever thread exits it."""
+        self._require()
+        doing = "locking the outbox"
+        conn = self._connect()
+        try:
+            try:
+                self._begin_immediate(conn)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.location, doing) from None
+            try:
+                yield _SQLiteTx(conn)
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise translate(exc, self.location, doing) from None
+            except BaseException:
+                _rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise translate(exc, self.location, doing) from None
+        finally:
+            conn.close()
+
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, polling every few milliseconds up to ``busy_timeout``.
 

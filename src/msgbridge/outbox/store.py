@@ -74,6 +74,11 @@ class Store(abc.ABC):
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
         """A transaction committed on success and rolled back on any error."""
 
+    def dedicated_transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction on a connection of its own, not tied to a thread: it may be
+        entered in one thread and exited in another, and holds its locks until exit."""
+        return self.transaction()
+
     def external_transaction(self, conn: Any) -> AbstractContextManager[Tx]:
         """Statements inside the caller's own open transaction (never committed here)."""
         from msgbridge.errors import ConfigurationError
