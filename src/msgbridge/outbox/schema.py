@@ -28,6 +28,10 @@ Version 2 (many workers, :mod:`msgbridge.outbox.leases`):
     counter bumped by every acquisition and never reset (rows are never deleted).
 ``msgbridge_tokens``
     OAuth token pairs shared by processes (:class:`~msgbridge.outbox.DatabaseTokenStore`).
+``msgbridge_claims``
+    A :class:`~msgbridge.outbox.PersistentGuard` used by a plain bridge claims a message
+    from its check until its record (or ``until``), so processes sharing the guard send
+    one message's updates one at a time.
 ``msgbridge_outbox.fence``
     The connection lease's fence under which the row was leased; every settle statement
     matches it, so a worker that lost its lease settles nothing.
@@ -44,6 +48,7 @@ TABLES = (
     "msgbridge_workers",
     "msgbridge_leases",
     "msgbridge_tokens",
+    "msgbridge_claims",
 )
 
 _SQLITE_V1 = [
@@ -176,6 +181,16 @@ def _v2(real: str, text: str) -> list[str]:
             payload     {text} NOT NULL,
             version     BIGINT NOT NULL,
             updated_at  {real} NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE msgbridge_claims (
+            connection  {text} NOT NULL,
+            message_id  {text} NOT NULL,
+            holder      {text},
+            state       {text},
+            until       {real} NOT NULL DEFAULT 0,
+            PRIMARY KEY (connection, message_id)
         )
         """,
         "ALTER TABLE msgbridge_outbox ADD COLUMN fence BIGINT",
