@@ -101,6 +101,7 @@ class ConnectionLeases:
         self._held: dict[str, _Held] = {}
         self._started = clock()
         self._rebalances = 0
+        self._closed = False
 
     # -- what sending threads ask ----------------------------------------------------------
     def check(self, connection: str) -> int:
@@ -108,6 +109,12 @@ class ConnectionLeases:
         :class:`LeaseLost` (send nothing for it)."""
         with self._lock:
             held = self._held.get(connection)
+            closed = self._closed
+        if closed:
+            raise LeaseLost(
+                f"this worker is shutting down; not sending for connection {connection!r}",
+                connection=connection,
+            )
         if held is None:
             raise LeaseLost(
                 f"this worker does not hold the lease on connection {connection!r}",
@@ -280,10 +287,24 @@ class ConnectionLeases:
             acquired.append(str(name))
         return acquired
 
+    def close(self) -> None:
+        """Stop vouching for any lease: every later :meth:`check` raises
+        :class:`LeaseLost` (a shutdown past its deadline stops sending at once)."""
+        with self._lock:
+            self._closed = True
+
     def release_all(self) -> list[str]:
-        """Give every lease back now and leave the heartbeat table (shutdown)."""
+        """Give every lease back now and leave the heartbeat table (shutdown): the
+        connections' leases, and the rows this worker still has leased, which become
+        ready at once for whoever takes the connections next."""
         held = self.held
+        now = self.clock()
         with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE msgbridge_outbox SET lease_owner = NULL, lease_until = NULL, "
+                "available_at = ? WHERE lease_owner = ?",
+                (now, self.owner),
+            )
             for name, fence in held.items():
                 tx.execute(
                     "UPDATE msgbridge_leases SET owner = NULL, until = 0 "

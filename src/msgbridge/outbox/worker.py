@@ -183,6 +183,8 @@ class OutboxWorker:
         self._last_rebalance: float | None = None
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
+        #: Everything this worker did so far (for status lines).
+        self.totals = BatchReport()
         self._owns_bridge = False
         guard = _bridge_guard(bridge)
         self._guard: PersistentGuard | None = None
@@ -361,6 +363,7 @@ class OutboxWorker:
                 self._settle_quietly(rows, settled, to_send, receipts, report)
                 raise
         self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        self.totals.add(report)
         return report
 
     def _fence_now(self, connection: str) -> int | None:
@@ -575,6 +578,13 @@ class OutboxWorker:
         return total
 
     # -- lifecycle ------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """Stop sending now (a shutdown past its deadline): every later attempt of the
+        batch in flight fails its lease check and its row is given back unsent."""
+        self.stopping.set()
+        if self.leases is not None:
+            self.leases.close()
+
     def release_leases(self) -> list[str]:
         """Give every connection lease back now (so another worker need not wait for them
         to expire); returns their names. Storage errors are logged: leases then expire."""
