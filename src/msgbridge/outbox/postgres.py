@@ -106,6 +106,10 @@ class _PgTx(Tx):
         return list(values)
 
 
+class _Raced(Exception):
+    """The schema appeared while a migration waited for its lock."""
+
+
 class _OwnPool:
     """A minimal thread-safe pool of autocommit connections to one DSN."""
 
@@ -272,6 +276,15 @@ class PostgresStore(Store):
             )
 
     def _migrate(self) -> int:
+        try:
+            return self._migrate_once(first=True)
+        except _Raced:
+            # Another process created the schema while this one waited for the lock; a
+            # new transaction sees it (catalog caches are refreshed at transaction start,
+            # not by an advisory lock).
+            return self._migrate_once(first=False)
+
+    def _migrate_once(self, *, first: bool) -> int:
         with self.transaction(write=False) as tx:
             version = self._schema_version(tx) or 0
         self._check_version(version)
@@ -288,6 +301,8 @@ class PostgresStore(Store):
                     for name in TABLES
                     if (tx.fetchone("SELECT to_regclass(?) IS NOT NULL", (name,)) or (False,))[0]
                 ]
+                if existing and first:
+                    raise _Raced
                 if existing:
                     raise ForeignDatabase(
                         f"tables {', '.join(existing)} exist but no msgbridge_schema says "
