@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgbridge.errors import MessagingError
+from msgbridge.errors import LeaseLost, MessagingError
 
 __all__ = [
     "ForeignDatabase",
@@ -69,11 +69,3 @@ class StorageUnavailable(StorageError):
     """The database server could not be reached or dropped the connection. Retryable."""
 
     default_retryable = True
-
-
-class LeaseLost(MessagingError):
-    """This worker no longer surely holds the lease on a connection: nothing was sent.
-
-    Not retryable by the bridge; the outbox row stays for the worker that holds the
-    connection now.
-    """

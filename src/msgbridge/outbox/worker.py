@@ -46,7 +46,6 @@ from contextlib import contextmanager, nullcontext
 from types import TracebackType
 from typing import Any
 
-from msgbridge.adapter import RequestSpec, ResponseView
 from msgbridge.bridge import Bridge
 from msgbridge.connection import Connection
 from msgbridge.errors import (
@@ -67,7 +66,6 @@ from msgbridge.outbox.sql import LeasedRow
 from msgbridge.outbox.store import Store
 from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
-from msgbridge.senders import HttpxSender, SyncSender
 
 __all__ = ["BRIDGE_RETRY", "OUTBOX_RETRY", "OutboxWorker"]
 
@@ -106,7 +104,9 @@ class OutboxWorker:
     with (inject both in tests); ``monotonic`` times the leases locally (default
     ``time.monotonic``, or ``clock`` when only that is injected). Several workers, threads
     or processes, may drain one outbox at once: each sends only for the connections it
-    holds leases on (``affinity=False`` restores per-row leasing).
+    holds leases on (``affinity=False`` restores per-row leasing). A bridge you build
+    yourself should check the leases before every attempt:
+    ``Bridge(..., fence=lambda name: worker.fence(name))`` (:meth:`create` does so).
     """
 
     def __init__(
@@ -217,22 +217,27 @@ class OutboxWorker:
         """
         real = store.store if isinstance(store, Outbox) else store
         clock = options.get("clock", time.time)
-        connections = list(connections)
-        fencing = _FencingSender(HttpxSender(http_client), connections)
+        built: list[OutboxWorker] = []
+
+        def fence(connection: str) -> None:
+            if built:
+                built[0].fence(connection)
+
         bridge = Bridge(
             connections,
             registry=registry,
-            sender=fencing,
+            http_client=http_client,
             retry=bridge_retry,
             guard=PersistentGuard(real, clock=clock),
             rate_limits=rate_limits,
+            fence=fence,
         )
         try:
             worker = cls(real, bridge, **options)
         except BaseException:
             bridge.close()
             raise
-        fencing.fence = worker.fence
+        built.append(worker)
         worker._owns_bridge = True
         return worker
 
@@ -615,35 +620,6 @@ class OutboxWorker:
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self.owner} on {self.store.location}>"
-
-
-class _FencingSender:
-    """Checks the connection lease before handing a request to the real sender.
-
-    The connection is known from the request's credentials object (each connection has
-    its own). A lost lease is answered with :class:`LeaseLost` (not retryable) instead
-    of a response, so the delivery ends ``FAILED`` without a request being sent.
-    """
-
-    def __init__(self, inner: SyncSender, connections: Sequence[Connection]) -> None:
-        self.inner = inner
-        self.fence: Callable[[str], None] | None = None
-        self._names: dict[int, list[str]] = {}
-        for connection in connections:
-            self._names.setdefault(id(connection.credentials), []).append(connection.name)
-
-    def send(self, request: RequestSpec, auth: Any) -> ResponseView | MessagingError:
-        fence = self.fence
-        if fence is not None:
-            try:
-                for name in self._names.get(id(auth), ()):
-                    fence(name)
-            except LeaseLost as exc:
-                return exc
-        return self.inner.send(request, auth)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _stale(row: LeasedRow, update: MessageStatus, previous: Applied) -> Receipt:
