@@ -190,3 +190,66 @@ def test_three_processes_share_one_single_use_refresh_token(emu: Emulator, targe
     assert final is not None
     assert final.refresh_token != "rt-1"
     seed.close()
+
+
+BRIDGE_PROCESS = """
+import json, sys, time
+from msgbridge import Bridge, Connection, MessageStatus
+from msgbridge.adapters.highlevel import HighLevelOAuth
+from msgbridge.outbox import DatabaseTokenStore
+target, url, base_url, location, name, count = sys.argv[1:7]
+store = DatabaseTokenStore(target, "highlevel:" + location)
+credential = HighLevelOAuth(client_id="app", client_secret="s3cret", store=store,
+                            token_url=url, refresh_margin=0)
+connection = Connection("highlevel", adapter="highlevel", credentials=credential,
+    settings={"base_url": base_url, "version": "2021-04-15", "location_id": location})
+outcomes = {}
+with Bridge([connection], rate_limits=False) as bridge:
+    for index in range(int(count)):
+        receipt = bridge.update_status(
+            "highlevel", MessageStatus(f"{name}-{index}", "delivered"))
+        outcomes[receipt.outcome.value] = outcomes.get(receipt.outcome.value, 0) + 1
+        time.sleep(0.02)
+print(json.dumps({"outcomes": outcomes, "refreshes": credential.refresh_count}))
+"""
+
+
+def test_three_bridges_in_three_processes_share_one_rotating_pair(
+    emu: Emulator, target: str
+) -> None:
+    """Issue 11: three processes on one HighLevel location whose access tokens expire
+    every 0.3 s; each refresh spends the refresh token. Through one DatabaseTokenStore
+    every process re-reads the pair under the lock before refreshing: every update is
+    applied, nobody is told to re-authorise."""
+    emu.add_oauth_client("highlevel", "app", "s3cret", "rt-1", account=LOCATION)
+    emu.configure("highlevel", access_token_ttl=0.3)
+    seed = DatabaseTokenStore(target, f"highlevel:{LOCATION}")
+    seed.save(TokenSet("", "rt-1", 0.0))
+    seed.close()
+    url = emu.base_url("highlevel") + "/oauth/token"
+    children = [
+        subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-c",
+                BRIDGE_PROCESS,
+                target,
+                url,
+                emu.base_url("highlevel"),
+                LOCATION,
+                f"p{n}",
+                "40",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err[-3000:]
+        results.append(json.loads(out))
+    assert [r["outcomes"] for r in results] == [{"applied": 40}] * 3
+    assert sum(r["refreshes"] for r in results) >= 3  # the pair really rotated, often
