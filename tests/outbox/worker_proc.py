@@ -55,7 +55,7 @@ def main(spec_text: str) -> int:
                 max_attempts=2, initial_backoff=0.02, max_backoff=0.1, deadline=2.0
             ),
             retry=RetryPolicy(max_attempts=100, initial_backoff=0.05, max_backoff=0.5),
-            idle_interval=0.05,
+            idle_interval=spec.get("idle_interval", 0.05),
             **options,
         )
         with worker:
@@ -65,7 +65,9 @@ def main(spec_text: str) -> int:
                 report = worker.run_forever(stop)
             else:
                 report = worker.drain(until_empty=True, timeout=spec.get("timeout", 120.0))
+        round_trips = outbox.store.round_trips
     out = {
+        "round_trips": round_trips,
         "owner": worker.owner,
         "seconds": time.monotonic() - started,
         **{k: getattr(report, k) for k in ("leased", "applied", "skipped", "retried", "dead")},

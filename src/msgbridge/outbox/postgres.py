@@ -88,15 +88,18 @@ class _PgTx(Tx):
         return sql.replace("?", "%s")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
         self._cursor.execute(self._sql(sql), params)
         return int(self._cursor.rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
+            self.statements += 1
             self._cursor.executemany(self._sql(sql), rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.statements += 1
         self._cursor.execute(self._sql(sql), params)
         if self._cursor.description is None:
             return []
@@ -335,7 +338,11 @@ class PostgresStore(Store):
         doing = "writing to the outbox" if write else "reading the outbox"
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield _PgTx(cur)
+                tx = _PgTx(cur)
+                try:
+                    yield tx
+                finally:
+                    self._count(tx)
         except psycopg.Error as exc:
             raise translate(exc, self.location, doing) from None
 

@@ -101,12 +101,15 @@ class _SQLiteTx(Tx):
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
         return self._conn.execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.statements += 1
         self._conn.executemany(sql, rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.statements += 1
         return list(self._conn.execute(sql, params).fetchall())
 
     def id_list(self, values: Sequence[Any]) -> Any:
@@ -282,14 +285,17 @@ class SQLiteStore(Store):
                     conn.execute("BEGIN")
             except sqlite3.Error as exc:
                 raise translate(exc, self.location, doing) from None
+            tx = _SQLiteTx(conn)
             try:
-                yield _SQLiteTx(conn)
+                yield tx
             except sqlite3.Error as exc:
                 _rollback(conn)
                 raise translate(exc, self.location, doing) from None
             except BaseException:
                 _rollback(conn)
                 raise
+            finally:
+                self._count(tx)
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -61,6 +61,8 @@ class Tx(abc.ABC):
 
     #: Appended to a SELECT of rows to claim that others may be claiming too.
     skip_locked: ClassVar[str] = ""
+    #: Statements run in this transaction (for :attr:`Store.round_trips`).
+    statements: int = 0
 
 
 class Store(abc.ABC):
@@ -69,6 +71,12 @@ class Store(abc.ABC):
     dialect: ClassVar[str]
     #: Where the data is, for messages (a path, or a DSN without its password).
     location: str
+    #: Calls into the database so far (statements, plus begin and commit of each
+    #: transaction): what the benchmarks report per update. Approximate under threads.
+    round_trips: int = 0
+
+    def _count(self, tx: Tx) -> None:
+        self.round_trips += tx.statements + 2
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
