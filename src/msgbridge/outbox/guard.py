@@ -145,9 +145,12 @@ class PersistentGuard:
     def record(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> None:
+        key = (connection, message_id)
         with self._lock:
             if self._deferred:
-                self._staged[(connection, message_id)] = (state, vendor_value)
+                previous = self._staged.get(key, self._known.get(key))
+                if previous is None or state.may_follow(previous[0]):
+                    self._staged[key] = (state, vendor_value)
                 return
         with self.store.transaction() as tx:
             sql.record_applied(tx, [(connection, message_id, state, vendor_value, self.clock())])
