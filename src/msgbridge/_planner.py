@@ -3,7 +3,7 @@
 Planning is pure: validate the update, pick the adapter's mapping (skipping states it
 cannot express), and let the adapter describe the request. What happens per message
 (ordering, the guard) is :mod:`msgbridge._sequencing`'s; the retry loop is
-:mod:`msgbridge.delivery`'s.
+:mod:`msgbridge._delivery`'s.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import attrs
 
 from msgbridge._batch import batch_steps
+from msgbridge._delivery import Delivery, Sleep, deliver
 from msgbridge._sequencing import MessagePolicy
 from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Sleep, deliver
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
@@ -167,17 +167,6 @@ class Planner:
             )
         mapping = adapter.capabilities.mapping(update.state)
 
-        def skipped(outcome: Outcome, detail: str, vendor_value: str | None = None) -> Receipt:
-            return Receipt(
-                outcome,
-                connection=name,
-                adapter=adapter.id,
-                subject_id=update.message_id,
-                state=update.state,
-                vendor_value=vendor_value,
-                detail=detail,
-            )
-
         if mapping.fidelity is Fidelity.NONE:
             if bound.connection.strict:
                 raise UnsupportedStatus(
@@ -187,8 +176,13 @@ class Planner:
                     adapter=adapter.id,
                     subject_id=update.message_id,
                 )
-            return skipped(
-                Outcome.SKIPPED_UNSUPPORTED, f"{adapter.id} has no value for {update.state.value!r}"
+            return Receipt(
+                Outcome.SKIPPED_UNSUPPORTED,
+                connection=name,
+                adapter=adapter.id,
+                subject_id=update.message_id,
+                state=update.state,
+                detail=f"{adapter.id} has no value for {update.state.value!r}",
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None

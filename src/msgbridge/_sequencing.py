@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from msgbridge.delivery import Delivery, Key
+from msgbridge._delivery import Delivery, Key
 from msgbridge.guard import Guard
 from msgbridge.model import Outcome, Receipt
 
@@ -111,6 +111,13 @@ class MessagePolicy:
             yield
         finally:
             self._tasks.release(key)
+
+    async def aacquire(self, key: Key) -> None:
+        """:meth:`aturn` without the context manager, for the async hot path."""
+        await self._tasks.acquire(key)
+
+    def arelease(self, key: Key) -> None:
+        self._tasks.release(key)
 
     def admit(self, job: Delivery) -> Receipt | None:
         """Inside the turn: a skip receipt if the update is not news, else ``None``."""

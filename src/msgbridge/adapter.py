@@ -190,7 +190,14 @@ class PreparedRequest:
     def with_headers(self, extra: Mapping[str, str]) -> PreparedRequest:
         if not extra:
             return self
-        return attrs.evolve(self, headers={**self.headers, **extra})
+        return PreparedRequest(
+            self.method,
+            self.url,
+            {**self.headers, **extra},
+            self.body,
+            self.operation,
+            self.subject_id,
+        )
 
     def __repr__(self) -> str:
         return f"PreparedRequest({self.method} {self.url.split('?', 1)[0]!r}, <headers hidden>)"

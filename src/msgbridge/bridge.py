@@ -2,7 +2,7 @@
 
 Both plan with :class:`msgbridge._planner.Planner` (pure), run every delivery inside
 its message's turn (:mod:`msgbridge._sequencing`: ordering and the guard, whatever the
-entry point) and drive the one delivery loop of :mod:`msgbridge.delivery`; they differ
+entry point) and drive the one delivery loop of :mod:`msgbridge._delivery`; they differ
 only in how they send, sleep and wait.
 """
 
@@ -31,11 +31,11 @@ import attrs
 import httpx
 
 from msgbridge._batch import END, BatchItem, Emit, Pull, Start, Wait
+from msgbridge._delivery import Delivery, Hold, Send, Sleep, unexpected
 from msgbridge._planner import BoundConnection, Planner
 from msgbridge.adapter import PreparedRequest, ResponseView
 from msgbridge.auth import RefreshLock
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Hold, Send, Sleep, unexpected
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
@@ -528,7 +528,9 @@ class AsyncBridge(_BridgeBase):
         index: int = -1,
     ) -> Receipt:
         policy = self._planner.policy
-        async with policy.aturn(job.key):
+        key = job.key
+        await policy.aacquire(key)  # the message's turn (no context manager on the hot path)
+        try:
             skipped = policy.admit(job)
             if skipped is not None:
                 if reserved:
@@ -537,6 +539,8 @@ class AsyncBridge(_BridgeBase):
             receipt = await self._drive(job, reserved, sent, index)
             policy.settle(job, receipt)
             return receipt
+        finally:
+            policy.arelease(key)
 
     async def _drive(
         self, job: Delivery, reserved: bool, sent: set[int] | None, index: int

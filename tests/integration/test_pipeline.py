@@ -57,7 +57,8 @@ async def test_update_status_waits_for_the_same_message_in_update_many(
     assert [receipt.outcome for receipt in batched] == [Outcome.APPLIED]  # type: ignore[union-attr]
     assert alone.outcome is Outcome.APPLIED  # type: ignore[union-attr]
     assert emu.message("highlevel", "m-race").statuses == ["delivered", "read"]
-    assert last is not None and last.value == "read"
+    assert last is not None
+    assert last.value == "read"
 
 
 @pytest.mark.parametrize("vendor", ["highlevel", "hubspot"])
@@ -85,7 +86,8 @@ async def test_a_token_endpoint_hiccup_is_retried_not_a_lost_grant(
     assert [r.status for r in token_requests(emu, vendor)][-1] == 200
     assert credential.refresh_count == 1
     saved = store.load()
-    assert saved is not None and saved.access_token != "stale-access-token"
+    assert saved is not None
+    assert saved.access_token != "stale-access-token"
 
 
 @pytest.mark.parametrize("vendor", ["highlevel", "hubspot"])
