@@ -531,8 +531,17 @@ class OutboxWorker:
 
     # -- loops ------------------------------------------------------------------------------
     def _pending(self) -> tuple[int, float | None]:
+        """(rows pending for this worker's connections, when the next one it may send is
+        ready). With leases, rows of connections another worker holds do not count for
+        the second: this worker cannot send them, so it waits ``idle_interval`` (and
+        rebalances) rather than polling for them."""
+        names = self._names()
         with self.store.transaction(write=False) as tx:
-            return sql.next_available(tx, self._names())
+            count, earliest = sql.next_available(tx, names)
+            if self.leases is not None and count:
+                mine = [n for n in self.leases.held if n in set(names)]
+                earliest = sql.next_available(tx, mine)[1] if mine else None
+        return count, earliest
 
     def drain(self, until_empty: bool = True, *, timeout: float | None = None) -> BatchReport:
         """Send batches until nothing is ready (``until_empty=False``) or nothing is left.
