@@ -23,7 +23,8 @@ are shared by it, the workers and the database. Idle workers look for work every
 (``idle_interval``), which is most of the round trips of a worker that holds nothing.
 
 Run: ``python benchmarks/workers.py`` (``--quick`` for a smaller run, ``--dsn`` for an
-existing PostgreSQL, ``--stores sqlite`` to skip PostgreSQL).
+existing PostgreSQL, ``--stores sqlite`` to skip PostgreSQL, ``--scenarios one``,
+``--no-affinity`` for the per-row leasing of schema version 1, for comparison).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ LOCATION = "demo-location"
 BUDGET = 20  # requests per second for the one-account scenario
 
 
+AFFINITY = {"affinity": True}
+
+
 def spec(emu: Emulator, target: str, names: list[str], *, budget: bool, mode: str) -> str:
     return json.dumps(
         {
+            **AFFINITY,
             "target": target,
             "mode": mode,
             "lease_seconds": 10.0,
@@ -200,7 +205,14 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("MSGBRIDGE_TEST_POSTGRES_DSN"))
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--scenarios", default="many,one")
+    parser.add_argument(
+        "--no-affinity",
+        action="store_true",
+        help="per-row leasing, any worker sends for any account (before schema version 2)",
+    )
     args = parser.parse_args()
+    AFFINITY["affinity"] = not args.no_affinity
     many = [f"acct-{i:02d}" for i in range(12)]
     one = ["highlevel"]
     count = 1500 if args.quick else 4000
@@ -216,7 +228,10 @@ def main() -> None:
         for store in args.stores.split(","):
             if store == "postgresql" and dsn is None:
                 continue
-            for label, names, budget in (("many (12)", many, False), ("one", one, True)):
+            scenarios = [("many (12)", many, False), ("one", one, True)]
+            for label, names, budget in scenarios:
+                if label.split()[0] not in args.scenarios.split(","):
+                    continue
                 for workers in counts:
                     with fresh_target(store, dsn) as target:
                         got = throughput(

@@ -565,8 +565,7 @@ class OutboxWorker:
             now = self.clock()
             if timeout is not None and now - started >= timeout:
                 return total
-            wait = self.idle_interval if earliest is None else earliest - now
-            wait = min(max(wait, 0.01), self.idle_interval)
+            wait = self._idle_wait(earliest, now)
             if timeout is not None:
                 wait = min(wait, max(0.0, started + timeout - now))
             self.sleep(wait)
@@ -587,9 +586,17 @@ class OutboxWorker:
                 log.warning("msgbridge outbox: %s; trying again", exc)
                 stop_event.wait(self.idle_interval)
                 continue
-            wait = self.idle_interval if earliest is None else earliest - self.clock()
-            stop_event.wait(min(max(wait, 0.01), self.idle_interval))
+            stop_event.wait(self._idle_wait(earliest, self.clock()))
         return total
+
+    def _idle_wait(self, earliest: float | None, now: float) -> float:
+        """How long to wait for work: until the next row this worker may send is ready
+        (at most ``idle_interval``), or, holding no connection, until the next rebalance
+        may give it one."""
+        if self.leases is not None and not self.leases.held:
+            return max(0.01, self.rebalance_interval)
+        wait = self.idle_interval if earliest is None else earliest - now
+        return min(max(wait, 0.01), self.idle_interval)
 
     # -- lifecycle ------------------------------------------------------------------------
     def abandon(self) -> None:
