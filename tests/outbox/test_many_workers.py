@@ -126,7 +126,7 @@ def test_a_worker_paused_past_its_lease_regresses_nothing(
     ids = [f"m{i}" for i in range(60)]
     with Outbox(target) as box:
         box.enqueue_many([("highlevel", MessageStatus(i, "delivered")) for i in ids])
-X
+    emu.faults.latency(0.05, rate=1.0)  # A's batch takes ~3 s: plenty of time to pause it
     options = {"lease_seconds": 2.0, "batch_size": 60, "max_in_flight": 1, "per_connection": 1}
     a = Proc(spec(emu, target, ["highlevel"], mode="forever", **options))
     procs.append(a)
