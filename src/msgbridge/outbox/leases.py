@@ -102,6 +102,8 @@ class ConnectionLeases:
         self._started = clock()
         self._rebalances = 0
         self._closed = False
+        #: Local monotonic time each held connection last had pending rows.
+        self._last_active: dict[str, float] = {}
 
     # -- what sending threads ask ----------------------------------------------------------
     def check(self, connection: str) -> int:
@@ -213,9 +215,9 @@ class ConnectionLeases:
     def rebalance(self, busy: Collection[str] = ()) -> LeaseChange:
         """Heartbeat, renew, then move toward the fair share (one transaction).
 
-        Releases held connections that have nothing pending or exceed the share (never
-        one in *busy*: its rows are being sent), and acquires free or expired ones with
-        pending rows up to the share.
+        Releases held connections above the share, or with nothing pending for
+        ``lease_seconds`` (never one in *busy*: its rows are being sent), and acquires
+        free or expired ones with pending rows up to the share.
         """
         started = self.monotonic()
         now = self.clock()
@@ -228,8 +230,23 @@ class ConnectionLeases:
             share = math.ceil(len(active) / workers) if active else 0
             held = self.held
             released: list[str] = []
-            idle = [n for n in held if n not in active and n not in busy]
-            extra = [n for n in sorted(held, reverse=True) if n in active and n not in busy]
+            for name in held:
+                if name in active:
+                    self._last_active[name] = started
+            # A connection with nothing pending is kept for a while (new rows usually
+            # follow), then given back so leases exist only where there is work.
+            idle = [
+                n
+                for n in held
+                if n not in active
+                and n not in busy
+                and started - self._last_active.get(n, started) >= self.lease_seconds
+            ]
+            # Above the share: give back what has nothing pending first.
+            extra = sorted(
+                (n for n in held if n not in idle and n not in busy),
+                key=lambda n: (n in active, n),
+            )
             surplus = max(0, len(held) - len(idle) - share)
             for name in idle + extra[:surplus]:
                 tx.execute(
@@ -241,6 +258,7 @@ class ConnectionLeases:
             with self._lock:
                 for name in released:
                     self._held.pop(name, None)
+                    self._last_active.pop(name, None)
             want = share - len(self._held)
             acquired = self._acquire(tx, sorted(active - set(held)), want, now, started)
             self._rebalances += 1
@@ -284,6 +302,7 @@ class ConnectionLeases:
                 continue
             with self._lock:
                 self._held[str(name)] = _Held(int(got[0]), started + self.lease_seconds)
+                self._last_active[str(name)] = started
             acquired.append(str(name))
         return acquired
 
