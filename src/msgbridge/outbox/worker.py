@@ -248,7 +248,7 @@ class OutboxWorker:
         return sorted(self.bridge.connections)
 
     def rebalance(self, *, force: bool = False) -> None:
-        """Renew, release and acquire connection leases when due (every third of
+        """Renew, release and acquire connection leases when due (every
         ``rebalance_interval``, or when this worker holds none)."""
         leases = self.leases
         if leases is None:
@@ -514,7 +514,6 @@ class OutboxWorker:
             while not stop.wait(self.lease_seconds / 3):
                 if self.leases is not None:
                     self.leases.renew()  # logs its own storage errors
-                    self._last_rebalance = self.monotonic()
                 try:
                     with self.store.transaction() as tx:
                         sql.extend(tx, rows, self.owner, self.clock() + self.lease_seconds)
