@@ -372,6 +372,19 @@ def next_available(tx: Tx, connections: Sequence[str] | None) -> tuple[int, floa
     return int(row[0]), (float(row[1]) if row[1] is not None else None)
 
 
+def next_sendable(tx: Tx, connections: Sequence[str], owner: str, now: float) -> float | None:
+    """Earliest ``available_at`` of rows of *connections* that *owner* holds or could
+    take now (no live lease of another worker)."""
+    row = tx.fetchone(
+        "SELECT min(available_at) FROM msgbridge_outbox "  # noqa: S608
+        f"WHERE connection {tx.in_list} AND connection NOT IN ("
+        "SELECT connection FROM msgbridge_leases "
+        "WHERE owner IS NOT NULL AND owner <> ? AND until > ?)",
+        (tx.id_list(list(connections)), owner, now),
+    )
+    return float(row[0]) if row is not None and row[0] is not None else None
+
+
 # -- inspection -------------------------------------------------------------------------------
 
 _PENDING_COLUMNS = (

@@ -181,6 +181,7 @@ class OutboxWorker:
             min(1.0, self.lease_seconds / 3) if rebalance_interval is None else rebalance_interval
         )
         self._last_rebalance: float | None = None
+        self._rebalance_now = False
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
         #: Everything this worker did so far (for status lines).
@@ -249,19 +250,21 @@ class OutboxWorker:
 
     def rebalance(self, *, force: bool = False) -> None:
         """Renew, release and acquire connection leases when due (every
-        ``rebalance_interval``, or when this worker holds none)."""
+        ``rebalance_interval``, or at once when ready rows of a connection nobody holds
+        were seen)."""
         leases = self.leases
         if leases is None:
             return
         now = self.monotonic()
         due = (
             force
-            or not leases.held
+            or self._rebalance_now
             or self._last_rebalance is None
             or now - self._last_rebalance >= self.rebalance_interval
         )
         if not due:
             return
+        self._rebalance_now = False
         leases.connections = self._names()
         change = leases.rebalance()
         self._last_rebalance = now
@@ -532,14 +535,18 @@ class OutboxWorker:
     def _pending(self) -> tuple[int, float | None]:
         """(rows pending for this worker's connections, when the next one it may send is
         ready). With leases, rows of connections another worker holds do not count for
-        the second: this worker cannot send them, so it waits ``idle_interval`` (and
-        rebalances) rather than polling for them."""
+        the second: this worker cannot send them, so it waits ``idle_interval`` rather
+        than polling for them; ready rows of a connection nobody holds make the next
+        batch rebalance at once."""
         names = self._names()
         with self.store.transaction(write=False) as tx:
             count, earliest = sql.next_available(tx, names)
             if self.leases is not None and count:
-                mine = [n for n in self.leases.held if n in set(names)]
-                earliest = sql.next_available(tx, mine)[1] if mine else None
+                now = self.clock()
+                earliest = sql.next_sendable(tx, names, self.owner, now)
+                if earliest is not None and earliest <= now:
+                    # Ready rows of a connection nobody holds: take it at once.
+                    self._rebalance_now = True
         return count, earliest
 
     def drain(self, until_empty: bool = True, *, timeout: float | None = None) -> BatchReport:
@@ -589,11 +596,8 @@ class OutboxWorker:
         return total
 
     def _idle_wait(self, earliest: float | None, now: float) -> float:
-        """How long to wait for work: until the next row this worker may send is ready
-        (at most ``idle_interval``), or, holding no connection, until the next rebalance
-        may give it one."""
-        if self.leases is not None and not self.leases.held:
-            return max(0.01, self.rebalance_interval)
+        """How long to wait for work: until the next row this worker may send is ready,
+        at most ``idle_interval``."""
         wait = self.idle_interval if earliest is None else earliest - now
         return min(max(wait, 0.01), self.idle_interval)
 
