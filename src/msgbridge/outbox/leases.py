@@ -243,11 +243,10 @@ class ConnectionLeases:
                 and started - self._last_active.get(n, started) >= self.lease_seconds
             ]
             # Above the share: give back what has nothing pending first.
-            extra = sorted(
-                (n for n in held if n not in idle and n not in busy),
-                key=lambda n: (n in active, n),
-            )
-            surplus = max(0, len(held) - len(idle) - share)
+            # Only connections with pending rows count against the share; idle ones
+            # kept for a while do not (they are given back after lease_seconds).
+            extra = sorted(n for n in held if n in active and n not in busy)
+            surplus = max(0, sum(1 for n in held if n in active) - share)
             for name in idle + extra[:surplus]:
                 tx.execute(
                     "UPDATE msgbridge_leases SET owner = NULL, until = 0 "
@@ -259,7 +258,7 @@ class ConnectionLeases:
                 for name in released:
                     self._held.pop(name, None)
                     self._last_active.pop(name, None)
-            want = share - len(self._held)
+            want = share - sum(1 for n in self._held if n in active)
             acquired = self._acquire(tx, sorted(active - set(held)), want, now, started)
             self._rebalances += 1
             if self._rebalances % 20 == 1:  # housekeeping: long-dead workers' heartbeats

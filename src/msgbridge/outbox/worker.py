@@ -543,10 +543,18 @@ class OutboxWorker:
             count, earliest = sql.next_available(tx, names)
             if self.leases is not None and count:
                 now = self.clock()
-                earliest = sql.next_sendable(tx, names, self.owner, now)
-                if earliest is not None and earliest <= now:
-                    # Ready rows of a connection nobody holds: take it at once.
+                mine = [n for n in self.leases.held if n in set(names)]
+                earliest = sql.next_available(tx, mine)[1] if mine else None
+                free = sql.next_sendable(tx, names, self.owner, now)
+                last = self._last_rebalance
+                if (
+                    free is not None
+                    and free <= now
+                    and (last is None or self.monotonic() - last >= self.rebalance_interval / 10)
+                ):
+                    # Ready rows of a connection nobody holds: rebalance at once.
                     self._rebalance_now = True
+                    earliest = now
         return count, earliest
 
     def drain(self, until_empty: bool = True, *, timeout: float | None = None) -> BatchReport:
