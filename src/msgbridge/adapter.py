@@ -14,7 +14,7 @@ import enum
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import attrs
@@ -26,6 +26,10 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+
+if TYPE_CHECKING:
+    from msgbridge.inbound.model import IncomingMessage
+    from msgbridge.inbound.verify import WebhookVerifier
 
 __all__ = [
     "Adapter",
@@ -47,6 +51,8 @@ __all__ = [
 class Operation(str, enum.Enum):
     UPDATE_STATUS = "update_status"
     UPDATE_CONVERSATION = "update_conversation"
+    #: Publish a contact's message into the CRM (``prepare_inbound``).
+    PUBLISH_INBOUND = "publish_inbound"
 
 
 class Fidelity(str, enum.Enum):
@@ -264,6 +270,16 @@ class Adapter(abc.ABC, Generic[S]):
         raise UnsupportedOperation(
             f"adapter {self.id!r} cannot update conversations", adapter=self.id
         )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: S) -> RequestSpec:
+        """Describe the request that publishes a contact's *message* (optional)."""
+        raise UnsupportedOperation(
+            f"adapter {self.id!r} cannot publish incoming messages", adapter=self.id
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> WebhookVerifier:
+        """A verifier for this vendor's webhooks, configured by *options* (optional)."""
+        raise UnsupportedOperation(f"adapter {self.id!r} does not verify webhooks", adapter=self.id)
 
     @abc.abstractmethod
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
