@@ -73,9 +73,11 @@ def test_documented_email_example_parses_addresses_and_threading(
     assert out is not None
     assert out.channel is ChannelKind.EMAIL
     assert [p.identifier for p in out.recipients] == ["abc@gmail.com"]
-    assert out.sender is not None and out.sender.identifier == "From Name <email@gmail.com>"
+    assert out.sender is not None
+    assert out.sender.identifier == "From Name <email@gmail.com>"
     assert out.subject == "Subject from Conversation Page"
-    assert out.html is not None and out.html.startswith("<div")
+    assert out.html is not None
+    assert out.html.startswith("<div")
     assert out.email_message_id == "GK56r6wdJDrkUPd0xsmx"
 
 
@@ -89,7 +91,7 @@ def test_custom_type_and_reply_to_alt_id(
             "locationId": "L",
             "replyToAltId": "alt-1",
             "message": "hi",
-        }  # fmt: skip
+        }
     ).encode()
     out = verifier.verify({"X-GHL-Signature": signer.sign(body)}, body, NOW).outbound
     assert out is not None

@@ -87,7 +87,8 @@ def test_valid_webhook_is_stored_then_handed_over_with_a_stable_key(
     body = hl_body("m-1")
     response = intake.handle(hl_headers(body), body, source="highlevel")
     assert response.status == 200
-    assert response.stored and not response.duplicate
+    assert response.stored
+    assert not response.duplicate
     assert response.key == "highlevel:message:m-1"
     assert [c.key for c in handler.calls] == ["highlevel:message:m-1"]
     assert handler.calls[0].event.outbound is not None
@@ -127,7 +128,7 @@ def test_same_message_in_a_new_webhook_is_still_one_message(db: Path, clock: Fak
             hl_body("m-x"),
             401,
             "SignatureInvalid",
-        ),  # fmt: skip
+        ),
         ({"X-GHL-Signature": SIGNER.sign(b"[]")}, b"[]", 400, "MalformedWebhook"),
         ({"X-GHL-Signature": SIGNER.sign(b"x" * 2000)}, b"x" * 2000, 413, "PayloadTooLarge"),
     ],
@@ -229,11 +230,13 @@ def test_asgi_app_over_real_http(db: Path, clock: FakeClock) -> None:
         with httpx.Client(base_url=served.url, timeout=10) as client:
             body = hl_body("m-http")
             ok = client.post("/highlevel", content=body, headers=hl_headers(body))
-            assert ok.status_code == 200 and ok.json()["key"] == "highlevel:message:m-http"
+            assert ok.status_code == 200
+            assert ok.json()["key"] == "highlevel:message:m-http"
             again = client.post("/highlevel", content=body, headers=hl_headers(body))
             assert again.json()["duplicate"] is True
             forged = client.post("/highlevel", content=body, headers={"X-GHL-Signature": "AA=="})
-            assert forged.status_code == 401 and forged.json()["error"] == "SignatureInvalid"
+            assert forged.status_code == 401
+            assert forged.json()["error"] == "SignatureInvalid"
             big = client.post("/highlevel", content=b"x" * 5000, headers=hl_headers(b"x"))
             assert big.status_code == 413
             chunks = client.post("/highlevel", content=iter([b"x" * 3000, b"y" * 3000]))
