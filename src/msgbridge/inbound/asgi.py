@@ -41,21 +41,27 @@ class IntakeApp:
         if scope["type"] != "http":
             return
         if scope["method"] != "POST":
-            await _send(send, IntakeResponse(405, {"error": "method not allowed; use POST"},
-                                             {"allow": "POST"}))  # fmt: skip
+            await _send(
+                send,
+                IntakeResponse(405, {"error": "method not allowed; use POST"}, {"allow": "POST"}),
+            )
             return
         source = _source_of(scope)
         if source is not None and source not in self.intake.sources:
             known = ", ".join(sorted(self.intake.sources))
-            await _send(send, _refusal(UnknownWebhookSource(
-                f"no webhook source {source!r}; configured: {known}"
-            )))  # fmt: skip
+            await _send(
+                send,
+                _refusal(
+                    UnknownWebhookSource(f"no webhook source {source!r}; configured: {known}")
+                ),
+            )
             return
         body = await _read_body(scope, receive, self.intake.max_body)
         if body is None:
-            await _send(send, _refusal(PayloadTooLarge(
-                f"the body is larger than {self.intake.max_body} bytes"
-            )))  # fmt: skip
+            await _send(
+                send,
+                _refusal(PayloadTooLarge(f"the body is larger than {self.intake.max_body} bytes")),
+            )
             return
         headers = list(scope.get("headers") or [])
         response = await asyncio.to_thread(

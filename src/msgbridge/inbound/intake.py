@@ -235,8 +235,12 @@ class Intake:
         delay = min(self.retry_delay * 2 ** (record.attempt - 1), 3600.0)
         log.warning(
             "msgbridge: handler failed for %s (attempt %d): %s: %s; retry in %.0f s",
-            record.key, record.attempt, type(exc).__name__, exc, delay,
-        )  # fmt: skip
+            record.key,
+            record.attempt,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
         self.store.mark_failed(
             record.key, owner=self.owner, error=f"{type(exc).__name__}: {exc}", retry_in=delay
         )
