@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,16 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+_OPEN: list[InboundStore] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "inbound.db"
@@ -76,7 +87,9 @@ def make_intake(db: Path, clock: FakeClock, handler: Any, **kwargs: Any) -> Inta
         "highlevel": HighLevelWebhookVerifier(public_key=SIGNER.public_b64),
         "hubspot": HubSpotWebhookVerifier(client_secret=HS_SECRET, public_url=HS_URL),
     }
-    return Intake(InboundStore(db, clock=clock), sources, handler, clock=clock, **kwargs)
+    store = InboundStore(db, clock=clock)
+    _OPEN.append(store)
+    return Intake(store, sources, handler, clock=clock, **kwargs)
 
 
 def test_valid_webhook_is_stored_then_handed_over_with_a_stable_key(
@@ -194,6 +207,21 @@ def test_unknown_source_is_404(db: Path, clock: FakeClock) -> None:
     body = hl_body("m")
     assert intake.handle(hl_headers(body), body, source="zoho").status == 404
     assert intake.handle(hl_headers(body), body).status == 404  # two sources: must name one
+
+
+@pytest.mark.anyio
+async def test_ahandle_in_async_code(db: Path, clock: FakeClock) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def handler(delivery: InboundDelivery) -> None:
+        seen.append((delivery.key, delivery.attempt))
+
+    intake = make_intake(db, clock, handler)
+    body = hl_body("m-ahandle")
+    first = await intake.ahandle(hl_headers(body), body, source="highlevel")
+    second = await intake.ahandle(hl_headers(body), body, source="highlevel")
+    assert (first.status, second.duplicate) == (200, True)
+    assert seen == [("highlevel:message:m-ahandle", 1)]
 
 
 def test_async_handler_is_awaited(db: Path, clock: FakeClock) -> None:

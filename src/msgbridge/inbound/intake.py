@@ -216,11 +216,31 @@ class Intake:
         """:meth:`receive`, then hand the stored event to the handler (sync).
 
         The event is on disk before the handler runs, so a handler failure or a crash
-        cannot lose it; the answer is 2xx once stored, whatever the handler does.
+        cannot lose it; the answer is 2xx once stored, whatever the handler does. An async
+        handler is run with ``asyncio.run``; inside a running event loop use :meth:`ahandle`.
         """
         response = self.receive(headers, body, source=source, method=method)
         if response.key is not None and response.status == 200:
             self.dispatch(response.key)
+        return response
+
+    async def ahandle(
+        self,
+        headers: Headers | Mapping[str, str] | Iterable[tuple[Any, Any]],
+        body: bytes,
+        *,
+        source: str | None = None,
+        method: str = "POST",
+    ) -> IntakeResponse:
+        """:meth:`handle` for async code (store in a worker thread, async handlers awaited).
+
+        The response is returned after the hand-over; the ASGI app instead answers first.
+        """
+        response = await asyncio.to_thread(
+            self.receive, headers, body, source=source, method=method
+        )
+        if response.key is not None and response.status == 200:
+            await self.adispatch(response.key)
         return response
 
     # -- handing over ----------------------------------------------------------------------
