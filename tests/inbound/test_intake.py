@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,10 @@ def test_asgi_app_over_real_http(db: Path, clock: FakeClock) -> None:
             assert hs.status_code == 200, hs.text
             assert client.get("/highlevel").status_code == 405
             assert client.post("/nope", content=b"{}").status_code == 404
+            # The app answers first and hands over after: wait for it (not a timing test).
+            deadline = time.monotonic() + 30
+            while len(handler.calls) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
     finally:
         served.close()
     assert sorted(c.key for c in handler.calls) == [
