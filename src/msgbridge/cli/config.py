@@ -37,7 +37,7 @@ Rules:
   anything ending in ``_token``/``_secret``/``_password``/``_api_key``), anywhere in the
   file, settings included, rejects the whole file; its value is never printed.
 * Every connection has exactly one of ``token_env`` or ``[oauth]``. A token is sent as
-  ``Authorization: Bearer`` (unless the adapter offers ``credentials_from_token``). OAuth
+  what the adapter's ``credentials_from_token`` builds (``Authorization: Bearer`` by default). OAuth
   works for the HighLevel family (highlevel, leadway, hoop and any variant of highlevel)
   and HubSpot.
 * OAuth refresh tokens may be single-use (HighLevel rotates them on every refresh), so
@@ -62,10 +62,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 
 from msgbridge.adapter import Adapter
-from msgbridge.auth import BearerToken
+from msgbridge.auth import Credential
 from msgbridge.cli.token_store import FileTokenStore
 from msgbridge.connection import Connection
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
@@ -279,36 +278,12 @@ class ConnectionConfig:
             raise ConfigurationError(f"{shown} ({key}) is empty", key=key)
         return value.strip()
 
-    def _credentials(self, adapter: Adapter[Any], env: Mapping[str, str]) -> httpx.Auth:
-        adapter_id, variant_of = adapter.id, adapter.variant_of
+    def _credentials(self, adapter: Adapter[Any], env: Mapping[str, str]) -> Credential:
         if self.token_env is not None:
             token = self._secret(env, self.token_env, "token_env")
-            # Proposed adapter hook for vendors whose tokens are not bearer tokens (e.g.
-            # Chatwoot's api_access_token header); BearerToken otherwise.
-            factory = getattr(adapter, "credentials_from_token", None)
-            if callable(factory):
-                credentials = factory(token)
-                if not isinstance(credentials, httpx.Auth):
-                    raise ConfigurationError(
-                        f"adapter {adapter_id!r}: credentials_from_token() did not return "
-                        "an httpx.Auth credential",
-                        key="token_env",
-                    )
-                return credentials
-            return BearerToken(token)
+            return adapter.credentials_from_token(token)
         assert self.oauth is not None
         oauth = self.oauth
-        family = variant_of or adapter_id
-        if family == "highlevel":
-            from msgbridge.adapters.highlevel import HighLevelOAuth as OAuth
-        elif family == "hubspot":
-            from msgbridge.adapters.hubspot import HubSpotOAuth as OAuth  # type: ignore[assignment]
-        else:
-            raise ConfigurationError(
-                f"adapter {adapter_id!r} has no OAuth flow in the command line; "
-                "use token_env with an access token instead",
-                key="oauth",
-            )
         store = FileTokenStore(oauth.token_store) if oauth.token_store is not None else None
         refresh_token: str | None = None
         if store is None or store.load() is None:
@@ -324,7 +299,7 @@ class ConnectionConfig:
                 f"msgbridge: warning: {self.where}: OAuth without oauth.token_store; a "
                 "refresh token rotated by the vendor is lost when this command exits\n"
             )
-        return OAuth(
+        return adapter.credentials_from_oauth(
             client_id=self._secret(env, oauth.client_id_env, "oauth.client_id_env"),
             client_secret=self._secret(env, oauth.client_secret_env, "oauth.client_secret_env"),
             refresh_token=refresh_token,

@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
-from msgbridge.adapter import Adapter, ResponseView
 from msgbridge.auth import BearerToken
 from msgbridge.bridge import Bridge
 from msgbridge.connection import Connection
@@ -101,16 +99,13 @@ class LoopReport:
 class _Carrier:
     """The product's handler: 'send' each message, report its scripted fate, relay replies."""
 
-    def __init__(self, bridge: Bridge, emu: Emulator, registry: AdapterRegistry) -> None:
+    def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
-        self.emu = emu
-        self.registry = registry
         self.fates: dict[str, int] = {}
         self.replies: set[str] = set()
         self.handled: Counter[str] = Counter()
         self.errors: list[str] = []
         self.lock = threading.Lock()
-        self.tokens: dict[str, str] = {}
 
     def __call__(self, delivery: InboundDelivery) -> None:
         with self.lock:
@@ -140,42 +135,18 @@ class _Carrier:
             self._reply(vendor, out.message_id, out.contact_id)
 
     def _reply(self, vendor: str, message_id: str, contact_id: str | None) -> None:
-        # Published straight through the adapter until Bridge.publish_inbound lands.
-        adapter: Adapter[Any] = self.registry.get(vendor)
-        base = self.emu.base_url(vendor)
         if vendor == "hubspot":
-            settings = adapter.parse_settings(
-                {"base_url": base, "channel_id": CHANNEL, "channel_account_id": CHANNEL_ACCOUNT}
-            )
             message = IncomingMessage(
-                f"reply-{message_id}",
-                "custom",
-                text="Thanks!",
+                f"reply-{message_id}", "custom", text="Thanks!",
                 sender=Party("+15550100", kind="phone"),
-            )
+            )  # fmt: skip
         else:
-            settings = adapter.parse_settings(
-                {"base_url": base, "conversation_provider_id": PROVIDER_ID}
-            )
             message = IncomingMessage(
                 f"reply-{message_id}", "sms", text="Thanks!", contact_id=contact_id or "contact"
             )
-        spec = adapter.prepare_inbound(message, settings)
-        headers = {
-            **spec.headers,
-            "Authorization": f"Bearer {self.tokens[vendor]}",
-            "Content-Type": "application/json",
-        }
-        with httpx.Client(timeout=10) as client:
-            answer = client.request(
-                spec.method, spec.url, content=spec.body_bytes(), headers=headers
-            )
-        try:
-            adapter.interpret(
-                spec, ResponseView(answer.status_code, dict(answer.headers), answer.content)
-            )
-        except Exception as exc:
-            self.errors.append(f"reply to {message_id}: {exc}")
+        receipt = self.bridge.publish_inbound(f"loop-{vendor}", message)
+        if not receipt.ok:
+            self.errors.append(f"reply to {message_id}: {receipt.detail}")
 
 
 def _hl_payload(message_id: str, index: int, **extra: Any) -> dict[str, Any]:
@@ -237,7 +208,11 @@ def run_demo_loop(messages: int = 30, *, seed: int = 7, timeout: float = 60.0) -
                 "loop-highlevel",
                 adapter="highlevel",
                 credentials=BearerToken(tokens["highlevel"]),
-                settings={"base_url": emu.base_url("highlevel"), "provider_retry_after": 0.05},
+                settings={
+                    "base_url": emu.base_url("highlevel"),
+                    "provider_retry_after": 0.05,
+                    "conversation_provider_id": PROVIDER_ID,
+                },
             )
         )
         bridge.add_connection(
@@ -245,11 +220,14 @@ def run_demo_loop(messages: int = 30, *, seed: int = 7, timeout: float = 60.0) -
                 "loop-hubspot",
                 adapter="hubspot",
                 credentials=BearerToken(tokens["hubspot"]),
-                settings={"base_url": emu.base_url("hubspot"), "channel_id": CHANNEL},
+                settings={
+                    "base_url": emu.base_url("hubspot"),
+                    "channel_id": CHANNEL,
+                    "channel_account_id": CHANNEL_ACCOUNT,
+                },
             )
         )
-        carrier = _Carrier(bridge, emu, registry)
-        carrier.tokens = tokens
+        carrier = _Carrier(bridge)
         store = InboundStore(Path(tmp) / "inbound.db")
         intake = Intake(
             store,
