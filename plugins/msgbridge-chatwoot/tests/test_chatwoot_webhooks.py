@@ -151,3 +151,37 @@ def test_found_through_the_registry_and_secret_is_required() -> None:
         verifier_for(registry, "chatwoot", {})
     with pytest.raises(ConfigurationError, match="unknown"):
         verifier_for(registry, "chatwoot", {"secret": SECRET, "algo": "md5"})
+
+
+def test_emulated_chatwoot_sends_signed_webhooks_into_an_intake(tmp_path: Any) -> None:
+    import time
+
+    pytest.importorskip("uvicorn")
+    from msgbridge_chatwoot.emulator import ChatwootVendor
+
+    from msgbridge.emulator.server import ServerThread
+    from msgbridge.emulator.webhooks import WebhookSender
+    from msgbridge.inbound import InboundDelivery, InboundStore, Intake
+
+    seen: list[InboundDelivery] = []
+    intake = Intake(
+        InboundStore(tmp_path / "in.db"), {"chatwoot": ChatwootWebhookVerifier(secret=SECRET)},
+        seen.append,
+    )  # fmt: skip
+    server = ServerThread(intake.asgi())
+    server.start()
+    try:
+        with WebhookSender() as sender:
+            # The same reply twice with new delivery ids (chatwoot#11901), and a forgery.
+            for _ in range(2):
+                body, headers = ChatwootVendor.agent_reply_webhook(7, secret=SECRET, at=time.time())
+                assert sender.post(f"{server.url}/chatwoot", body, headers).statuses == [200]
+            body, headers = ChatwootVendor.agent_reply_webhook(8, secret="wrong", at=time.time())
+            assert sender.post(f"{server.url}/chatwoot", body, headers).statuses == [401]
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        server.stop()
+        intake.store.close()
+    assert [d.key for d in seen] == ["chatwoot:message_created:7"]
