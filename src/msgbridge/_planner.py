@@ -288,6 +288,43 @@ class Planner:
             key=(name, "email", update.message_id),
         )
 
+    def plan_inbound(self, name: str, message: Any) -> Delivery:
+        """A contact's message to publish: guard-free (it is not a status), and keyed by
+        the message's own id so two publishes of one message go one after the other."""
+        from msgbridge.inbound.model import IncomingMessage
+
+        bound = self.connection(name)
+        adapter = bound.adapter
+        if not isinstance(message, IncomingMessage):
+            raise InvalidStatus(
+                f"expected an IncomingMessage, got {type(message).__name__}", connection=name
+            )
+        if Operation.PUBLISH_INBOUND not in adapter.capabilities.operations:
+            raise UnsupportedOperation(
+                f"adapter {adapter.id!r} cannot publish incoming messages",
+                connection=name,
+                adapter=adapter.id,
+                subject_id=message.message_id,
+            )
+        try:
+            request = adapter.prepare_inbound(message, bound.settings)
+        except MessagingError as exc:
+            raise exc.with_context(connection=name, adapter=adapter.id) from None
+        except Exception as exc:  # an adapter bug still ends in a typed error
+            raise ConfigurationError(
+                f"adapter {adapter.id!r} failed to prepare the request: "
+                f"{type(exc).__name__}: {exc}",
+                connection=name,
+                adapter=adapter.id,
+            ) from exc
+        return Delivery(
+            connection=name,
+            adapter=adapter,
+            request=request,
+            credential=bound.connection.credentials,
+            key=(name, "inbound", message.message_id),
+        )
+
     def plan(
         self, name: str, update: MessageStatus | ConversationUpdate | EmailStatusUpdate
     ) -> Receipt | Delivery:

@@ -30,6 +30,8 @@ from msgbridge.validation import check_url
 
 if TYPE_CHECKING:
     from msgbridge.auth import Credential, TokenStore
+    from msgbridge.inbound.model import IncomingMessage
+    from msgbridge.inbound.verify import WebhookVerifier
 
 __all__ = [
     "OPTIONAL_STATUS_FIELDS",
@@ -58,6 +60,8 @@ class Operation(str, enum.Enum):
     UPDATE_EMAIL_STATUS = "update_email_status"
     #: A credential renewing its access token (not an adapter operation; seen in events).
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - an operation name, not a secret
+    #: Publish a contact's message into the CRM (``prepare_inbound``).
+    PUBLISH_INBOUND = "publish_inbound"
 
 
 class Fidelity(str, enum.Enum):
@@ -350,6 +354,16 @@ class Adapter(abc.ABC, Generic[S]):
         raise UnsupportedOperation(
             f"adapter {self.id!r} cannot update email statuses", adapter=self.id
         )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: S) -> RequestSpec:
+        """Describe the request that publishes a contact's *message* (optional)."""
+        raise UnsupportedOperation(
+            f"adapter {self.id!r} cannot publish incoming messages", adapter=self.id
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> WebhookVerifier:
+        """A verifier for this vendor's webhooks, configured by *options* (optional)."""
+        raise UnsupportedOperation(f"adapter {self.id!r} does not verify webhooks", adapter=self.id)
 
     @abc.abstractmethod
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:

@@ -26,7 +26,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -44,6 +44,9 @@ from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
 from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
 from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
+
+if TYPE_CHECKING:
+    from msgbridge.inbound.model import IncomingMessage
 
 __all__ = ["AsyncBridge", "BoundConnection", "Bridge", "Fence", "Unsettled"]
 
@@ -206,6 +209,13 @@ class Bridge(_BridgeBase):
         with ``Operation.UPDATE_EMAIL_STATUS``, e.g. HighLevel's v3 call)."""
         self._check_open()
         return self._deliver(self._planner.plan_email_status(connection, update))
+
+    def publish_inbound(self, connection: str, message: IncomingMessage) -> Receipt:
+        """Publish a contact's *message* into the CRM (retries and rate limits as for
+        statuses; no state guard). HubSpot de-duplicates retries by a derived
+        ``integrationIdempotencyId``; see the adapters' docs for HighLevel."""
+        self._check_open()
+        return self._deliver(self._planner.plan_inbound(connection, message))
 
     def update_many(
         self,
@@ -445,6 +455,11 @@ class AsyncBridge(_BridgeBase):
         """Report an email's status, event counters and recipient outcomes."""
         self._check_open()
         return await self._deliver(self._planner.plan_email_status(connection, update))
+
+    async def publish_inbound(self, connection: str, message: IncomingMessage) -> Receipt:
+        """:meth:`Bridge.publish_inbound` for async code."""
+        self._check_open()
+        return await self._deliver(self._planner.plan_inbound(connection, message))
 
     def update_many(
         self,

@@ -272,7 +272,12 @@ def test_description(variant: str) -> None:
     assert adapter.id == variant
     assert adapter.variant_of == (None if variant == "highlevel" else "highlevel")
     assert adapter.capabilities.operations == frozenset(
-        {Operation.UPDATE_STATUS, Operation.UPDATE_CONVERSATION, Operation.UPDATE_EMAIL_STATUS}
+        {
+            Operation.UPDATE_STATUS,
+            Operation.UPDATE_CONVERSATION,
+            Operation.UPDATE_EMAIL_STATUS,
+            Operation.PUBLISH_INBOUND,
+        }
     )
     assert dict(adapter.capabilities.states) == {
         DeliveryState.PENDING: StateMapping(Fidelity.EXACT, "pending"),

@@ -74,7 +74,9 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> Mes
 def test_description() -> None:
     assert ADAPTER.id == "hubspot"
     assert ADAPTER.variant_of is None
-    assert ADAPTER.capabilities.operations == frozenset({Operation.UPDATE_STATUS})
+    assert ADAPTER.capabilities.operations == frozenset(
+        {Operation.UPDATE_STATUS, Operation.PUBLISH_INBOUND}
+    )
     assert dict(ADAPTER.capabilities.states) == {
         DeliveryState.PENDING: StateMapping(Fidelity.NONE, None),
         DeliveryState.SENT: StateMapping(Fidelity.EXACT, "SENT"),

@@ -58,6 +58,7 @@ from msgbridge.errors import (
     VendorRejected,
 )
 from msgbridge.hookspecs import hookimpl
+from msgbridge.inbound.model import ChannelKind, IncomingMessage
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, check_identifier
 from msgbridge.validation import check_header_value, check_number
 from msgbridge.wire import (
@@ -166,6 +167,17 @@ def _optional_location(_: object, __: attrs.Attribute[str | None], value: str | 
         raise ConfigurationError(exc.message, key="location_id") from None
 
 
+def _optional_identifier(
+    _: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is None:
+        return
+    try:
+        check_identifier(attribute.name, value)
+    except InvalidStatus as exc:
+        raise ConfigurationError(exc.message, key=attribute.name) from None
+
+
 @attrs.frozen
 class HighLevelSettings:
     """Connection settings for HighLevel and its variants (all optional)."""
@@ -193,6 +205,13 @@ class HighLevelSettings:
                 key="error_placeholder",
             )
 
+    #: The conversation provider's id (``conversationProviderId``) for publishing incoming
+    #: messages; required unless ``default_provider`` is true.
+    conversation_provider_id: str | None = attrs.field(default=None, validator=_optional_identifier)
+    #: True for a provider that *replaces* the default SMS/Email provider (HighLevel does
+    #: not need ``conversationProviderId`` then). Custom providers leave it false.
+    default_provider: bool = False
+
     @provider_retry_after.validator
     def _check_delay(self, _: attrs.Attribute[float], value: float) -> None:
         check_number(value, key="provider_retry_after", minimum=0.0, maximum=MAX_PROVIDER_WAIT)
@@ -219,6 +238,27 @@ class _EmailStatusResponse:
     success: bool | None = None
     message: str | None = None
     traceId: str | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _InboundResponse:
+    conversationId: str  # noqa: N815
+    messageId: str  # noqa: N815
+    success: bool | None = None
+    emailMessageId: str | None = None  # noqa: N815
+    contactId: str | None = None  # noqa: N815
+    traceId: str | None = None  # noqa: N815
+
+
+#: Neutral channel → ``type`` of ``POST /conversations/messages/inbound``. An e-mail
+#: custom provider publishes with ``Custom`` (ConversationProviders.md); calls need a call
+#: object and are not published through here.
+INBOUND_TYPES: Mapping[ChannelKind, str] = {
+    ChannelKind.SMS: "SMS",
+    ChannelKind.EMAIL: "Email",
+    ChannelKind.CUSTOM: "Custom",
+    ChannelKind.CHAT: "Custom",
+}
 
 
 @attrs.frozen
@@ -263,6 +303,7 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
                     Operation.UPDATE_STATUS,
                     Operation.UPDATE_CONVERSATION,
                     Operation.UPDATE_EMAIL_STATUS,
+                    Operation.PUBLISH_INBOUND,
                 }
             ),
             states=STATES,
@@ -357,6 +398,70 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             context={"provider_retry_after": settings.provider_retry_after},
         )
 
+    def prepare_inbound(self, message: IncomingMessage, settings: HighLevelSettings) -> RequestSpec:
+        """``POST /conversations/messages/inbound``; refuses, before any I/O, what
+        HighLevel would silently drop (no ``conversationProviderId`` for a custom provider).
+        """
+        name = self.variant.name
+        provider = settings.conversation_provider_id
+        if provider is None and not settings.default_provider:
+            raise InvalidStatus(
+                f"{name} needs conversation_provider_id (the connection setting) to publish an "
+                "incoming message from a custom provider; without it HighLevel answers 201 "
+                "and drops the message. Set default_provider=true only for a provider that "
+                "replaces the default SMS/Email provider",
+                field="conversation_provider_id",
+            )
+        kind = INBOUND_TYPES.get(message.channel)
+        if kind is None:
+            allowed = ", ".join(c.value for c in INBOUND_TYPES)
+            raise InvalidStatus(
+                f"{name} cannot publish a {message.channel.value!r} message here; "
+                f"allowed channels: {allowed}",
+                field="channel",
+            )
+        if message.contact_id is None:
+            raise InvalidStatus(f"{name} needs the contact_id of the sender", field="contact_id")
+        body: dict[str, Any] = {"type": kind, "contactId": message.contact_id}
+        if provider is not None:
+            body["conversationProviderId"] = provider
+        if message.conversation_id is not None:
+            body["conversationId"] = message.conversation_id
+        if message.text is not None:
+            body["message"] = message.text
+        if message.html is not None:
+            body["html"] = message.html
+        if message.subject is not None:
+            body["subject"] = message.subject
+        if message.attachments:
+            body["attachments"] = list(message.attachments)
+        if message.email_message_id is not None:
+            body["emailMessageId"] = message.email_message_id
+        if message.channel is ChannelKind.EMAIL or kind == "Custom":
+            if message.sender is not None:
+                body["emailFrom"] = message.sender.identifier
+            if message.recipients:
+                body["emailTo"] = message.recipients[0].identifier
+        # altId: the provider's message id, echoed as replyToAltId on replies.
+        body["altId"] = message.message_id
+        if message.occurred_at is not None:
+            body["date"] = message.occurred_at.isoformat()
+        return RequestSpec(
+            method="POST",
+            url=self._url(settings, "/conversations/messages/inbound"),
+            headers=self._headers(settings),
+            json=body,
+            operation=Operation.PUBLISH_INBOUND,
+            subject_id=message.message_id,
+            context={"provider_retry_after": settings.provider_retry_after},
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`~msgbridge.adapters.highlevel_webhooks.HighLevelWebhookVerifier`."""
+        from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
+
+        return HighLevelWebhookVerifier.from_options(self.id, options)
+
     # -- interpret ----------------------------------------------------------------
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
@@ -365,6 +470,8 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
                 return self._conversation_result(response)
             if request.operation is Operation.UPDATE_EMAIL_STATUS:
                 return self._email_result(response)
+            if request.operation is Operation.PUBLISH_INBOUND:
+                return self._inbound_result(response)
             return self._status_result(response)
         raise self.error_for(
             response, provider_retry_after=_retry_hint(request), operation=request.operation
@@ -434,6 +541,24 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         if data.success is None:
             warning = f"{name} answered HTTP {response.status} (applied) without 'success'"
         return VendorResult(http_status=response.status, trace_id=trace, warning=warning)
+
+    def _inbound_result(self, response: ResponseView) -> VendorResult:
+        if not response.body.strip():
+            # HighLevel's known failure: 201, empty body, message never appears (#70).
+            raise MalformedResponse(
+                f"{self.variant.name} accepted the incoming message with an empty body; it "
+                "has most likely been dropped (check conversation_provider_id)",
+                http_status=response.status,
+            )
+        data = read_model(_wire, response, _InboundResponse, what=f"{self.variant.name} inbound")
+        ids = {"conversationId": data.conversationId, "messageId": data.messageId}
+        if data.emailMessageId:
+            ids["emailMessageId"] = data.emailMessageId
+        return VendorResult(
+            http_status=response.status,
+            vendor_ids=ids,
+            trace_id=data.traceId or response.header("traceid"),
+        )
 
     def _conversation_result(self, response: ResponseView) -> VendorResult:
         try:

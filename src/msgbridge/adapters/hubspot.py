@@ -23,6 +23,7 @@ receipt's ``dropped_fields``), never dropped silently.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,6 +52,7 @@ from msgbridge.errors import (
     MessagingError,
 )
 from msgbridge.hookspecs import hookimpl
+from msgbridge.inbound.model import IncomingMessage, Party
 from msgbridge.model import DeliveryState, MessageStatus
 from msgbridge.validation import ascii_pattern
 from msgbridge.wire import (
@@ -127,6 +129,8 @@ class HubSpotSettings:
     channel_id: int | None = attrs.field(default=None, converter=_settings_channel)
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
     base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+    #: Default channel account for publishing incoming messages.
+    channel_account_id: str | None = None
 
 
 # -- wire formats ------------------------------------------------------------------
@@ -156,7 +160,8 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
 
     def __init__(self) -> None:
         self.capabilities = Capabilities(
-            operations=frozenset({Operation.UPDATE_STATUS}), states=STATES
+            operations=frozenset({Operation.UPDATE_STATUS, Operation.PUBLISH_INBOUND}),
+            states=STATES,
         )
         self.defaults = AdapterDefaults(
             base_url=BASE_URL,
@@ -198,6 +203,72 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             subject_id=update.message_id,
             dropped=dropped,
         )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: HubSpotSettings) -> RequestSpec:
+        """``POST …/{channelId}/messages`` with ``messageDirection: INCOMING`` and an
+        ``integrationIdempotencyId`` derived from the message's own id, so a retry (by us,
+        the outbox or a crashed process) never duplicates it.
+        """
+        channel = self._channel(message.channel_id, settings)
+        account = message.channel_account_id or settings.channel_account_id
+        if account is None:
+            raise InvalidStatus(
+                "HubSpot needs a channel account: set IncomingMessage(channel_account_id=...) "
+                "or the connection setting channel_account_id",
+                field="channel_account_id",
+            )
+        if message.sender is None:
+            raise InvalidStatus(
+                "HubSpot needs the sender (Party with the contact's delivery identifier)",
+                field="sender",
+            )
+        body: dict[str, Any] = {
+            "channelAccountId": account,
+            "messageDirection": "INCOMING",
+            "senders": [_hubspot_party(message.sender, "sender")],
+            "integrationIdempotencyId": inbound_idempotency_id(channel, account, message),
+        }
+        if message.recipients:
+            body["recipients"] = [_hubspot_party(p, "recipients") for p in message.recipients]
+        if message.text is not None:
+            body["text"] = message.text
+        if message.html is not None:
+            body["richText"] = message.html
+        if message.occurred_at is not None:
+            body["timestamp"] = message.occurred_at.isoformat()
+        if message.thread_id is not None:
+            body["integrationThreadId"] = message.thread_id
+        if message.in_reply_to is not None:
+            body["inReplyToId"] = message.in_reply_to
+        base = (settings.base_url or BASE_URL).rstrip("/")
+        if settings.api_version == LEGACY_API_VERSION:
+            path = f"/conversations/v3/custom-channels/{channel}/messages"
+        else:
+            path = f"/conversations/custom-channels/{settings.api_version}/{channel}/messages"
+        return RequestSpec(
+            method="POST",
+            url=base + path,
+            json=body,
+            operation=Operation.PUBLISH_INBOUND,
+            subject_id=message.message_id,
+        )
+
+    def _channel(self, value: str | None, settings: HubSpotSettings) -> int:
+        if value is not None:
+            return _channel_id(value, error=lambda m: InvalidStatus(m, field="channel_id"))
+        if settings.channel_id is not None:
+            return settings.channel_id
+        raise InvalidStatus(
+            "HubSpot needs a channel id: set it on the message or the connection setting "
+            "channel_id",
+            field="channel_id",
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`~msgbridge.adapters.hubspot_webhooks.HubSpotWebhookVerifier`."""
+        from msgbridge.adapters.hubspot_webhooks import HubSpotWebhookVerifier
+
+        return HubSpotWebhookVerifier.from_options(self.id, options)
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         correlation = response.header("x-hubspot-correlation-id")
@@ -302,6 +373,42 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
                 429, text, vendor="HubSpot", retry_after=wait, retryable=retryable, **context
             )
         return error_for_status(response.status, text, vendor="HubSpot", **context)
+
+
+#: Namespace of derived ``integrationIdempotencyId`` values (uuid5; fixed forever, since
+#: changing it would let a retry after an upgrade duplicate a message).
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d52-4b0e-5e8e-9d3a-6d73676272dd")
+
+#: Neutral ``Party.kind`` shorthands → HubSpot ``deliveryIdentifier.type``.
+_IDENTIFIER_TYPES = {
+    "phone": "HS_PHONE_NUMBER",
+    "email": "HS_EMAIL_ADDRESS",
+    "short_code": "HS_SHORT_CODE",
+    None: "CHANNEL_SPECIFIC_OPAQUE_ID",
+}
+_HUBSPOT_TYPES = frozenset(
+    {"CHANNEL_SPECIFIC_OPAQUE_ID", "HS_EMAIL_ADDRESS", "HS_PHONE_NUMBER", "HS_SHORT_CODE"}
+)
+
+
+def inbound_idempotency_id(channel: int, account: str, message: IncomingMessage) -> str:
+    """Deterministic ``integrationIdempotencyId``: the same message always gets the same id."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{channel}\x1f{account}\x1f{message.message_id}"))
+
+
+def _hubspot_party(party: Party, field: str) -> dict[str, Any]:
+    kind = party.kind if party.kind in _HUBSPOT_TYPES else _IDENTIFIER_TYPES.get(party.kind)
+    if kind is None:
+        allowed = ", ".join(sorted(_HUBSPOT_TYPES | {"phone", "email", "short_code"}))
+        raise InvalidStatus(
+            f"{field} kind {party.kind!r} has no HubSpot deliveryIdentifier type; use one of "
+            f"{allowed} (or none for an opaque channel id)",
+            field=field,
+        )
+    result: dict[str, Any] = {"deliveryIdentifier": {"type": kind, "value": party.identifier}}
+    if party.name is not None:
+        result["name"] = party.name
+    return result
 
 
 def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[float | None, bool]:

@@ -538,6 +538,14 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run the whole provider loop instead: signed webhooks -> intake -> fake "
+            "carrier -> statuses back, with forged and replayed webhooks refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run a realistic mixed batch through the in-process emulator and check every result.
 
@@ -550,6 +558,11 @@ def demo(
     """
     configure_logging(verbose)
     require_emulator()
+    if loop:
+        from msgbridge.cli.demo_loop import loop_command
+
+        loop_command(messages, seed, quiet=quiet, as_json=as_json)
+        return
     from msgbridge.emulator import Emulator, EmulatorConfig
 
     started = time.monotonic()

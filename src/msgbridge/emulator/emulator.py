@@ -161,8 +161,11 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the configured baseline: state, settings, faults and records are cleared."""
+        from msgbridge.emulator.webhooks import inbound_publishes
+
         for vendor in self._vendors.values():
             vendor.reset()
+            inbound_publishes(vendor).clear()
         self.faults.reset()
         self._recorder.clear()
         self._seed_baseline()
@@ -333,7 +336,16 @@ class Emulator:
             "faults": self.faults.describe(),
             "requests_recorded": len(self._recorder.snapshot()),
             "requests_total": self._recorder.total,
+            "inbound": {n: self.inbound_messages(n) for n in self._vendors},
         }
+
+    def inbound_messages(self, vendor: str) -> list[dict[str, Any]]:
+        """Contacts' messages published into *vendor* (``POST …/messages/inbound``, …)."""
+        from msgbridge.emulator.webhooks import inbound_publishes
+
+        emulated = self.vendor(vendor)
+        with emulated.lock:
+            return [item.to_dict() for item in inbound_publishes(emulated)]
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property

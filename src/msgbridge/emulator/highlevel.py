@@ -214,7 +214,13 @@ class HighLevelFamily(EmulatedVendor):
                 "update_conversation",
             ),
             Route("POST", "/oauth/token", self._oauth_token, "oauth_token"),
+            Route("POST", "/conversations/messages/inbound", self._inbound, "add_inbound_message"),
         )
+
+    def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
+        from msgbridge.emulator.webhooks import highlevel_inbound
+
+        return highlevel_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------
     @staticmethod

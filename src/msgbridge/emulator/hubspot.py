@@ -118,11 +118,17 @@ class HubSpot(EmulatedVendor):
             path = base + "/{channelId}/messages/{messageId}"
             routes.append(Route("PATCH", path, self._update_message, "update_message_status"))
             routes.append(Route("GET", path, self._get_message, "get_message"))
+            routes.append(Route("POST", base + "/{channelId}/messages", self._inbound, "publish"))
         for version in ("v1", "v3", "2026-03"):
             routes.append(
                 Route("POST", f"/oauth/{version}/token", self._oauth_token, "oauth_token")
             )
         return routes
+
+    def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
+        from msgbridge.emulator.webhooks import hubspot_inbound
+
+        return hubspot_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------
     @staticmethod

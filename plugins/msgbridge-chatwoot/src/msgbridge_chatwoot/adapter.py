@@ -195,6 +195,12 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
             dropped=dropped_fields(update, carried=()),
         )
 
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`msgbridge_chatwoot.webhooks.ChatwootWebhookVerifier` (option ``secret``)."""
+        from msgbridge_chatwoot.webhooks import ChatwootWebhookVerifier
+
+        return ChatwootWebhookVerifier.from_options(self.id, options)
+
     # -- interpret --------------------------------------------------------------------
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
