@@ -14,7 +14,6 @@ from msgbridge.adapter import RequestSpec, ResponseView
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
-    MalformedResponse,
     MessagingError,
     NotFound,
     RateLimited,
@@ -122,10 +121,28 @@ def test_success_is_an_empty_body_or_an_object(body: bytes) -> None:
 
 
 @pytest.mark.parametrize("body", [b"<html>ok</html>", b"[]", b'"ok"'])
-def test_a_2xx_that_is_not_kommo_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedResponse) as caught:
-        ADAPTER.interpret(prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body))
-    assert caught.value.http_status == 200
+def test_a_2xx_that_is_not_kommo_is_applied_with_a_warning(body: bytes) -> None:
+    result = ADAPTER.interpret(prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body))
+    assert result.http_status == 200
+    assert result.warning is not None
+    assert "unexpected body" in result.warning
+
+
+@pytest.mark.parametrize(
+    ("error", "dropped"),
+    [
+        (StatusError("gone", code="901"), ()),
+        (StatusError("gone", code="30007"), ("error.code",)),
+        (StatusError("gone", code="901", kind="carrier"), ("error.kind",)),
+        (None, ()),
+    ],
+)
+def test_what_kommo_cannot_carry_is_listed_as_dropped(
+    error: StatusError | None, dropped: tuple[str, ...]
+) -> None:
+    assert prepare(MessageStatus("m1", "failed", error=error)).dropped == dropped
+    with_email = MessageStatus("m1", "read", email_message_id="e-1", recipients=("a@b.c",))
+    assert prepare(with_email).dropped == ("email_message_id", "recipients")
 
 
 def test_401_says_signature_and_clock() -> None:

@@ -25,9 +25,12 @@ conversation, 905 other); any other code (or none) is sent as 905, which Kommo r
 to carry the error text. A ``failed`` with no ``StatusError`` sends 905 with
 "Message was not delivered" (an assumption: Kommo shows the text to the user).
 
-Kommo documents no response body for this method: any 2xx whose body is empty or a
-JSON object is a success. Its error bodies are undocumented; ``error``, ``message``,
-``detail`` and ``title`` are read, else the raw text.
+Kommo documents no response body for this method: any 2xx is applied; a body that is
+neither empty nor a JSON object adds a ``warning`` to the result. ``error.kind``,
+``email_message_id``, ``recipients`` and a non-Kommo ``error.code`` have no place in the
+request and are listed in ``RequestSpec.dropped`` (so in the receipt). Its error bodies
+are undocumented; ``error``, ``message``, ``detail`` and ``title`` are read, else the raw
+text.
 """
 
 from __future__ import annotations
@@ -49,12 +52,12 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
-    MalformedResponse,
     MessagingError,
     UnsupportedStatus,
 )
@@ -141,14 +144,18 @@ class KommoSettings:
     base_url: str = attrs.field(default=BASE_URL, converter=_base_url)
 
 
-def _error_code(update: MessageStatus) -> tuple[int, str]:
-    error = update.error
-    if error is None:
-        return OTHER_ERROR, _DEFAULT_ERROR_TEXT
-    code = error.code
+def _kommo_code(update: MessageStatus) -> int | None:
+    """``StatusError.code`` when it is one of Kommo's error codes, else ``None``."""
+    code = update.error.code if update.error is not None else None
     if code is not None and code.isascii() and code.isdigit() and int(code) in ERROR_CODES:
-        return int(code), error.message
-    return OTHER_ERROR, error.message
+        return int(code)
+    return None
+
+
+def _error_code(update: MessageStatus) -> tuple[int, str]:
+    if update.error is None:
+        return OTHER_ERROR, _DEFAULT_ERROR_TEXT
+    return _kommo_code(update) or OTHER_ERROR, update.error.message
 
 
 class KommoAdapter(Adapter[KommoSettings]):
@@ -184,6 +191,8 @@ class KommoAdapter(Adapter[KommoSettings]):
         body: dict[str, Any] = {"msgid": update.message_id, "delivery_status": int(value)}
         if update.state is DeliveryState.FAILED:
             body["error_code"], body["error"] = _error_code(update)
+        # Kommo carries an error code only when it is one of its own (901-905).
+        carried = ("error.code",) if _kommo_code(update) is not None else ()
         message = path_segment("message_id", update.message_id)
         return RequestSpec(
             method="POST",
@@ -192,6 +201,7 @@ class KommoAdapter(Adapter[KommoSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            dropped=dropped_fields(update, carried=carried),
         )
 
     # -- interpret --------------------------------------------------------------------
@@ -199,10 +209,11 @@ class KommoAdapter(Adapter[KommoSettings]):
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         if 200 <= response.status < 300:
             if response.body.strip() and response.json_object() is None:
-                raise MalformedResponse(
-                    f"Kommo answered HTTP {response.status} with an unexpected body "
-                    f"{response.text(120)!r} (expected an empty body or a JSON object)",
+                # Kommo applied it (2xx); its answer is just not what we expect.
+                return VendorResult(
                     http_status=response.status,
+                    warning=f"Kommo answered HTTP {response.status} with an unexpected body "
+                    f"{response.text(120)!r} (expected an empty body or a JSON object)",
                 )
             return VendorResult(http_status=response.status)
         raise self.error_for(response)
