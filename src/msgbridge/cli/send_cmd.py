@@ -14,7 +14,10 @@ from msgbridge.cli._common import (
     ConfigOption,
     ExitCode,
     JsonOption,
+    NoGuardOption,
+    StateOption,
     VerboseOption,
+    cli_guard,
     configure_logging,
     handle_errors,
     out_console,
@@ -25,6 +28,7 @@ from msgbridge.cli._common import (
 )
 from msgbridge.cli.config import load_config
 from msgbridge.errors import ConfigurationError, MessagingError
+from msgbridge.guard import Guard
 from msgbridge.model import (
     ConversationUpdate,
     DeliveryState,
@@ -37,12 +41,12 @@ from msgbridge.registry import AdapterRegistry
 __all__ = ["conversation", "send"]
 
 
-def _open(config_path: Path | None, name: str) -> tuple[Bridge, str]:
+def _open(config_path: Path | None, name: str, guard: Guard | bool) -> tuple[Bridge, str]:
     """A bridge holding only connection *name* (its secrets resolved now)."""
     config = load_config(config_path)
     registry = AdapterRegistry.from_entry_points()
     connection = config.connection(name).build(registry)
-    bridge = Bridge([connection], registry=registry, retry=config.retry)
+    bridge = Bridge([connection], registry=registry, retry=config.retry, guard=guard)
     return bridge, connection.adapter
 
 
@@ -112,13 +116,17 @@ def send(
         str | None, typer.Option(help="When it happened (ISO 8601 with a time zone).")
     ] = None,
     config: ConfigOption = None,
+    state_file: StateOption = None,
+    no_guard: NoGuardOption = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Report one message's delivery STATE through CONNECTION and print the receipt.
 
     Exit 0 when the update was applied or skipped (stale, duplicate, or a state the
-    vendor cannot express), 1 when it failed.
+    vendor cannot express), 1 when it failed. The state applied to each message is kept
+    in a per-user file (--state), so a later run never regresses it: `send acme m1
+    delivered` then `send acme m1 sent` skips the second as stale.
     """
     configure_logging(verbose)
     if error_message is None and (error_code is not None or error_kind is not None):
@@ -138,16 +146,17 @@ def send(
         email_message_id=email_message_id,
         recipients=tuple(recipient or ()),
     )
-    bridge, adapter = _open(config, connection)
-    with bridge:
-        try:
-            receipt = bridge.update_status(connection, status)
-        except ConfigurationError:
-            raise
-        except MessagingError as exc:
-            receipt = receipt_from_error(
-                exc, connection=connection, adapter=adapter, subject_id=message_id, state=state
-            )
+    with cli_guard(state_file, no_guard) as guard:
+        bridge, adapter = _open(config, connection, guard)
+        with bridge:
+            try:
+                receipt = bridge.update_status(connection, status)
+            except ConfigurationError:
+                raise
+            except MessagingError as exc:
+                receipt = receipt_from_error(
+                    exc, connection=connection, adapter=adapter, subject_id=message_id, state=state
+                )
     _show(receipt, as_json)
 
 
@@ -168,6 +177,8 @@ def conversation(
         bool | None, typer.Option("--starred/--not-starred", help="Star or unstar.")
     ] = None,
     config: ConfigOption = None,
+    state_file: StateOption = None,
+    no_guard: NoGuardOption = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -179,14 +190,15 @@ def conversation(
     update = ConversationUpdate(
         conversation_id, account_id=account_id, unread_count=unread_count, starred=starred
     )
-    bridge, adapter = _open(config, connection)
-    with bridge:
-        try:
-            receipt = bridge.update_conversation(connection, update)
-        except ConfigurationError:
-            raise
-        except MessagingError as exc:
-            receipt = receipt_from_error(
-                exc, connection=connection, adapter=adapter, subject_id=conversation_id
-            )
+    with cli_guard(state_file, no_guard) as guard:
+        bridge, adapter = _open(config, connection, guard)
+        with bridge:
+            try:
+                receipt = bridge.update_conversation(connection, update)
+            except ConfigurationError:
+                raise
+            except MessagingError as exc:
+                receipt = receipt_from_error(
+                    exc, connection=connection, adapter=adapter, subject_id=conversation_id
+                )
     _show(receipt, as_json)
