@@ -94,7 +94,7 @@ from msgbridge.cli._common import (
     out_console,
     print_json,
 )
-from msgbridge.cli.config import Config, load_config
+from msgbridge.config import Config, load_config
 from msgbridge.errors import ConfigurationError, InvalidStatus
 from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt

@@ -26,7 +26,7 @@ from msgbridge.cli._common import (
     receipt_json,
     receipt_table,
 )
-from msgbridge.cli.config import load_config
+from msgbridge.config import load_config
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.guard import Guard
 from msgbridge.model import (
