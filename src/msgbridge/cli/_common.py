@@ -94,9 +94,13 @@ class CliError(Exception):
 # -- consoles -------------------------------------------------------------------------
 
 
-def out_console() -> Console:
-    """Rich console on the current stdout (looked up now: tests swap sys.stdout)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+def out_console(*, soft_wrap: bool = True) -> Console:
+    """Rich console on the current stdout (looked up now: tests swap sys.stdout).
+
+    ``soft_wrap=False`` wraps text and fits tables to the width (80 columns when stdout
+    is not a terminal and $COLUMNS is unset).
+    """
+    return Console(file=sys.stdout, highlight=False, soft_wrap=soft_wrap)
 
 
 def err_console() -> Console:
