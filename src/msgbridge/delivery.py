@@ -124,10 +124,26 @@ def deliver(
             notify(_event(job, attempt, elapsed, error.http_status, error, delay, error.trace_id))
         if delay is None:
             error.attempts = attempt
-            log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)
+            log.warning(
+                "msgbridge: giving up after %d attempt(s): %s",
+                attempt,
+                error,
+                extra=_log_context(job, request.subject_id),
+            )
             raise error
-        log.info("msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
+        log.info(
+            "msgbridge: attempt %d failed (%s); retrying in %.2fs",
+            attempt,
+            error,
+            delay,
+            extra=_log_context(job, request.subject_id),
+        )
         yield Sleep(delay, error)
+
+
+def _log_context(job: Delivery, subject_id: str) -> dict[str, str]:
+    """``extra`` for log records, so handlers (JSON, OpenTelemetry) get structured fields."""
+    return {"connection": job.connection, "adapter": job.adapter.id, "subject_id": subject_id}
 
 
 def _event(
