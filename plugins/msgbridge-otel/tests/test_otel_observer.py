@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the tests need opentelemetry-sdk")
+pytest.importorskip("msgbridge_otel", reason="install plugins/msgbridge-otel[test]")
 
 from msgbridge_otel import DISABLE_ENV, OtelObserver
 from opentelemetry.sdk.metrics import MeterProvider
