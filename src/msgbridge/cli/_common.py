@@ -72,13 +72,16 @@ class ExitCode(enum.IntEnum):
     #: A bug in msgbridge (run again with --verbose and report the traceback).
     INTERNAL = 70
     INTERRUPTED = 130
+    #: Stopped by SIGTERM (``push`` prints its partial summary first).
+    TERMINATED = 143
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success (applied or skipped); 1 an update failed, input lines were "
     "rejected or the demo's check failed; 2 bad arguments or an invalid update; "
     "3 configuration error (config file, environment variable, adapter); 4 a file could "
-    "not be read or written; 70 internal error; 130 interrupted."
+    "not be read or written; 70 internal error; 130 interrupted (Ctrl-C); 143 stopped by "
+    "SIGTERM."
 )
 
 
