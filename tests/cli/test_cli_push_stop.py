@@ -164,8 +164,9 @@ def test_no_progress_prints_nothing_on_stderr(
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("sender", ["httpx", "aiohttp"])
 def test_a_dead_vendor_stops_the_push_after_consecutive_failures(
-    cli: Cli, emu: Emulator, config: Path, tmp_path: Path
+    cli: Cli, emu: Emulator, config: Path, tmp_path: Path, sender: str
 ) -> None:
     write_config(
         config,
@@ -185,7 +186,7 @@ def test_a_dead_vendor_stops_the_push_after_consecutive_failures(
         "--max-in-flight",
         "2",
         "--sender",
-        "httpx",
+        sender,
     )
     assert result.exit_code == 1
     assert "msgbridge: error: push stopped: 6 updates in a row failed" in result.stderr
