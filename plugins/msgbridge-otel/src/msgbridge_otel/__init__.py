@@ -2,7 +2,9 @@
 
 Installed, this plugin observes every bridge through msgbridge's ``delivery_attempted``
 hook and reports to the *global* tracer and meter providers, so it costs nothing until
-the application configures the OpenTelemetry SDK (and its exporters). To report to
+the application configures the OpenTelemetry SDK (and its exporters): until the
+application has imported ``opentelemetry`` at all, the hook returns at once without
+importing it (an application that never did cannot have configured a provider). To report to
 providers of your own instead, register an :class:`OtelObserver` on the registry the
 bridge uses and set ``MSGBRIDGE_OTEL_DISABLED=1`` to silence the global one::
 
@@ -34,14 +36,16 @@ Metrics (OpenTelemetry names; Prometheus turns dots into underscores and adds
 from __future__ import annotations
 
 import os
+import sys
 import time
-from typing import Any
-
-from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from typing import TYPE_CHECKING, Any
 
 from msgbridge.events import DeliveryAttempt
 from msgbridge.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DISABLE_ENV", "OtelObserver", "__version__", "delivery_attempted"]
 
@@ -68,10 +72,12 @@ class OtelObserver:
     def __init__(
         self,
         *,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         record_subject_id: bool = True,
     ) -> None:
+        from opentelemetry import metrics, trace
+
         self.record_subject_id = record_subject_id
         self.tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
@@ -118,6 +124,8 @@ class OtelObserver:
     def _span(
         self, event: DeliveryAttempt, outcome: str, operation: str, attributes: dict[str, Any]
     ) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
         end = time.time_ns()
         start = end - int(max(0.0, event.elapsed) * 1e9)
         span_attributes = {**attributes, "msgbridge.attempt": event.attempt}
@@ -148,5 +156,7 @@ def delivery_attempted(event: DeliveryAttempt) -> None:
     if os.environ.get(DISABLE_ENV, "").strip() in ("1", "true", "yes"):
         return
     if _default is None:
+        if "opentelemetry" not in sys.modules:
+            return  # the application never imported OpenTelemetry: nothing to report to
         _default = OtelObserver()
     _default.delivery_attempted(event)
