@@ -59,6 +59,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -358,7 +359,7 @@ class _Bar(Progress):
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(seconds)
+    seconds = math.ceil(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
@@ -925,9 +926,9 @@ def _print_summary(
             for name, share in held.items()
         )
         console.print(
-            f"pacing: msgbridge held {names} at the vendor's rate budget; it waits "
-            "client-side instead of collecting 429s (a connection's rate_limit in the "
-            "config overrides the budget)",
+            f"pacing: msgbridge held {names} at its rate budget (the vendor's published "
+            "one unless the config sets rate_limit); it waits client-side instead of "
+            "collecting 429s, so this, not the vendor, limited the run",
             markup=False,
         )
     if stopped is not None:
