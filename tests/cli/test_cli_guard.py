@@ -88,3 +88,9 @@ def test_default_state_path(env: dict[str, str], expected: str | None) -> None:
         assert str(path.parent) == expected
     else:
         assert path.parent == Path.home() / ".local" / "state" / "msgbridge"
+
+
+def test_a_configuration_error_creates_no_state(bare_cli: Cli, tmp_path: Path) -> None:
+    result = bare_cli("send", "acme", "m-1", "read")
+    assert result.exit_code == 3
+    assert not (tmp_path / "state").exists()

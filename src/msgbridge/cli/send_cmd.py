@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +30,6 @@ from msgbridge.cli._common import (
 )
 from msgbridge.config import load_config
 from msgbridge.errors import ConfigurationError, MessagingError
-from msgbridge.guard import Guard
 from msgbridge.model import (
     ConversationUpdate,
     DeliveryState,
@@ -41,13 +42,23 @@ from msgbridge.registry import AdapterRegistry
 __all__ = ["conversation", "send"]
 
 
-def _open(config_path: Path | None, name: str, guard: Guard | bool) -> tuple[Bridge, str]:
-    """A bridge holding only connection *name* (its secrets resolved now)."""
+@contextmanager
+def _open(
+    config_path: Path | None, name: str, state: Path | None, no_guard: bool
+) -> Iterator[Bridge]:
+    """A bridge holding only connection *name* (its secrets resolved now), with the guard.
+
+    The config is read and the connection built before the state file is touched, so a
+    configuration error is reported as such and creates nothing.
+    """
     config = load_config(config_path)
     registry = AdapterRegistry.from_entry_points()
     connection = config.connection(name).build(registry)
-    bridge = Bridge([connection], registry=registry, retry=config.retry, guard=guard)
-    return bridge, connection.adapter
+    with (
+        cli_guard(state, no_guard) as guard,
+        Bridge([connection], registry=registry, retry=config.retry, guard=guard) as bridge,
+    ):
+        yield bridge
 
 
 def _timestamp(value: str | None) -> dt.datetime | None:
@@ -146,17 +157,16 @@ def send(
         email_message_id=email_message_id,
         recipients=tuple(recipient or ()),
     )
-    with cli_guard(state_file, no_guard) as guard:
-        bridge, adapter = _open(config, connection, guard)
-        with bridge:
-            try:
-                receipt = bridge.update_status(connection, status)
-            except ConfigurationError:
-                raise
-            except MessagingError as exc:
-                receipt = receipt_from_error(
-                    exc, connection=connection, adapter=adapter, subject_id=message_id, state=state
-                )
+    with _open(config, connection, state_file, no_guard) as bridge:
+        adapter = bridge.connections[connection].adapter.id
+        try:
+            receipt = bridge.update_status(connection, status)
+        except ConfigurationError:
+            raise
+        except MessagingError as exc:
+            receipt = receipt_from_error(
+                exc, connection=connection, adapter=adapter, subject_id=message_id, state=state
+            )
     _show(receipt, as_json)
 
 
@@ -190,15 +200,14 @@ def conversation(
     update = ConversationUpdate(
         conversation_id, account_id=account_id, unread_count=unread_count, starred=starred
     )
-    with cli_guard(state_file, no_guard) as guard:
-        bridge, adapter = _open(config, connection, guard)
-        with bridge:
-            try:
-                receipt = bridge.update_conversation(connection, update)
-            except ConfigurationError:
-                raise
-            except MessagingError as exc:
-                receipt = receipt_from_error(
-                    exc, connection=connection, adapter=adapter, subject_id=conversation_id
-                )
+    with _open(config, connection, state_file, no_guard) as bridge:
+        adapter = bridge.connections[connection].adapter.id
+        try:
+            receipt = bridge.update_conversation(connection, update)
+        except ConfigurationError:
+            raise
+        except MessagingError as exc:
+            receipt = receipt_from_error(
+                exc, connection=connection, adapter=adapter, subject_id=conversation_id
+            )
     _show(receipt, as_json)
