@@ -1,8 +1,10 @@
 """Benchmark 6: CPU cost per update of msgbridge's pure path vs building it by hand.
 
-The msgbridge path is everything but the network: validation (``MessageStatus``), the
-state guard, the mapping policy, ``adapter.prepare_status``, body encoding,
-``adapter.interpret`` of a vendor answer and recording the applied state. The baseline
+The msgbridge path is everything but the network, exactly as a bridge runs it:
+validation (``MessageStatus``), the mapping policy and the guard's look
+(``Planner.plan_status``), ``adapter.prepare_status``, the delivery loop (prepared bytes,
+the credential's headers, the ``Send`` effect, ``adapter.interpret`` of the vendor's
+answer, the ``Receipt``) and recording the applied state (``MessagePolicy.settle``). The baseline
 builds the same request by hand (dict, ``json.dumps``, ``quote``) and reads the same
 answer with ``json.loads``. Both run in this process, so the ratio is what matters.
 
@@ -20,9 +22,10 @@ from urllib.parse import quote
 import httpx
 
 from msgbridge import AdapterRegistry, BearerToken, Connection, DeliveryState, MessageStatus
+from msgbridge._delivery import Delivery
+from msgbridge._planner import Planner
 from msgbridge.adapter import ResponseView
-from msgbridge.bridge import _Planner
-from msgbridge.delivery import Delivery
+from msgbridge.model import Receipt
 
 N = 20_000
 ANSWERS = {
@@ -40,9 +43,9 @@ ANSWERS = {
 }
 
 
-def _planner() -> _Planner:
+def _planner() -> Planner:
     registry = AdapterRegistry.from_entry_points()
-    planner = _Planner(
+    planner = Planner(
         [
             Connection("hl", adapter="highlevel", credentials=BearerToken("x")),
             Connection(
@@ -59,15 +62,18 @@ def _planner() -> _Planner:
     return planner
 
 
-def msgbridge_path(planner: _Planner, connection: str, i: int) -> None:
+def msgbridge_path(planner: Planner, connection: str, i: int) -> None:
     status = MessageStatus(f"msg-{i}", DeliveryState.DELIVERED)
     job = planner.plan_status(connection, status)
     assert isinstance(job, Delivery)
-    job.request.body_bytes()
+    steps = planner.steps(job)
+    next(steps)  # Send(prepared request with the credential's headers)
     response = ResponseView(200, {"content-type": "application/json"}, ANSWERS[job.adapter.id])
-    job.adapter.interpret(job.request, response)
-    assert job.on_applied is not None
-    planner.guard.record(connection, status.message_id, status.state, job.vendor_value or "")  # type: ignore[union-attr]
+    try:
+        steps.send(response)
+    except StopIteration as done:
+        receipt: Receipt = done.value
+    planner.policy.settle(job, receipt)
 
 
 def by_hand_highlevel(i: int) -> None:

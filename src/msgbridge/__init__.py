@@ -14,8 +14,18 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
 )
-from msgbridge.auth import BearerToken, MemoryTokenStore, RefreshingOAuth, TokenSet, TokenStore
-from msgbridge.bridge import AsyncBridge, Bridge
+from msgbridge.auth import (
+    BearerToken,
+    Credential,
+    HeaderToken,
+    MemoryTokenStore,
+    RefreshingCredential,
+    RefreshingOAuth,
+    SharedTokenStore,
+    TokenSet,
+    TokenStore,
+)
+from msgbridge.bridge import AsyncBridge, Bridge, Unsettled
 from msgbridge.connection import Connection
 from msgbridge.events import DeliveryAttempt
 from msgbridge.guard import StateGuard
@@ -41,24 +51,29 @@ __all__ = [
     "Capabilities",
     "Connection",
     "ConversationUpdate",
+    "Credential",
     "DeliveryAttempt",
     "DeliveryState",
     "Fidelity",
+    "HeaderToken",
     "MemoryTokenStore",
     "MessageStatus",
     "Operation",
     "Outcome",
     "RateBudget",
     "Receipt",
+    "RefreshingCredential",
     "RefreshingOAuth",
     "RequestSpec",
     "ResponseView",
     "RetryPolicy",
+    "SharedTokenStore",
     "StateGuard",
     "StateMapping",
     "StatusError",
     "TokenSet",
     "TokenStore",
+    "Unsettled",
     "VendorResult",
     "hookimpl",
 ]

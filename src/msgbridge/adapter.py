@@ -14,7 +14,7 @@ import enum
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import attrs
@@ -27,12 +27,16 @@ from msgbridge.errors import (
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
 
+if TYPE_CHECKING:
+    from msgbridge.auth import Credential, TokenStore
+
 __all__ = [
     "Adapter",
     "AdapterDefaults",
     "Capabilities",
     "Fidelity",
     "Operation",
+    "PreparedRequest",
     "RateBudget",
     "RateFeedback",
     "RequestSpec",
@@ -47,6 +51,8 @@ __all__ = [
 class Operation(str, enum.Enum):
     UPDATE_STATUS = "update_status"
     UPDATE_CONVERSATION = "update_conversation"
+    #: A credential renewing its access token (not an adapter operation; seen in events).
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - an operation name, not a secret
 
 
 class Fidelity(str, enum.Enum):
@@ -144,6 +150,57 @@ class RequestSpec:
         if self.json is None:
             return None
         return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def prepare(self) -> PreparedRequest:
+        """The bytes and headers that go on the wire (before the credential's headers)."""
+        body = self.body_bytes()
+        headers = dict(_JSON_HEADERS if body is not None else _ACCEPT_HEADERS)
+        headers.update(self.headers)
+        return PreparedRequest(
+            self.method,
+            self.url,
+            headers,
+            body,
+            operation=self.operation,
+            subject_id=self.subject_id,
+        )
+
+
+#: Headers msgbridge sends on every request unless the adapter sets its own.
+_ACCEPT_HEADERS = {"Accept": "application/json", "User-Agent": "msgbridge"}
+_JSON_HEADERS = {**_ACCEPT_HEADERS, "Content-Type": "application/json"}
+
+
+@attrs.frozen
+class PreparedRequest:
+    """A request exactly as it goes on the wire: what credentials sign and senders send.
+
+    ``url`` is already encoded (senders must not re-encode it) and ``body`` is the exact
+    bytes; ``headers`` holds every header msgbridge sets, credentials' included once
+    :meth:`with_headers` has added them. Never logged: it may hold secrets.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    operation: Operation = Operation.UPDATE_STATUS
+    subject_id: str = ""
+
+    def with_headers(self, extra: Mapping[str, str]) -> PreparedRequest:
+        if not extra:
+            return self
+        return PreparedRequest(
+            self.method,
+            self.url,
+            {**self.headers, **extra},
+            self.body,
+            self.operation,
+            self.subject_id,
+        )
+
+    def __repr__(self) -> str:
+        return f"PreparedRequest({self.method} {self.url.split('?', 1)[0]!r}, <headers hidden>)"
 
 
 _NOT_PARSED = object()
@@ -268,6 +325,33 @@ class Adapter(abc.ABC, Generic[S]):
     @abc.abstractmethod
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         """Read the vendor's answer, or raise the typed error it amounts to."""
+
+    def credentials_from_token(self, token: str) -> Credential:
+        """The credential for a static access token from configuration (``token_env``).
+
+        Bearer by default; a vendor with another scheme returns its own
+        :class:`~msgbridge.auth.Credential` (Chatwoot's ``api_access_token`` header).
+        """
+        from msgbridge.auth import BearerToken
+
+        return BearerToken(token)
+
+    def credentials_from_oauth(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None,
+        store: TokenStore | None,
+        token_url: str | None,
+    ) -> Credential:
+        """The refreshing credential for an OAuth app from configuration, if the vendor
+        has one (HighLevel, HubSpot); others refuse with a clear error."""
+        raise ConfigurationError(
+            f"adapter {self.id!r} has no OAuth flow; configure token_env with an access "
+            "token instead",
+            key="oauth",
+        )
 
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
         """Read the vendor's rate-limit headers so the limiter can adapt (optional)."""

@@ -1,14 +1,16 @@
 """``Bridge`` and ``AsyncBridge``: the caller's entry points.
 
-Both share :class:`_Planner` (validation, state guard, mapping policy, adapter
-``prepare``; all pure) and the delivery loop in :mod:`msgbridge.delivery`; they differ
-only in how they send and sleep.
+Both plan with :class:`msgbridge._planner.Planner` (pure), run every delivery inside
+its message's turn (:mod:`msgbridge._sequencing`: ordering and the guard, whatever the
+entry point) and drive the one delivery loop of :mod:`msgbridge._delivery`; they differ
+only in how they send, sleep and wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import random
 import threading
 import time
@@ -28,309 +30,79 @@ from typing import Any
 import attrs
 import httpx
 
-from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
-from msgbridge.batch import END, BatchItem, Emit, Pull, Start, Wait, batch_steps
+from msgbridge._batch import END, BatchItem, Emit, Pull, Start, Wait
+from msgbridge._delivery import Delivery, Hold, Send, Sleep, unexpected
+from msgbridge._planner import BoundConnection, Planner
+from msgbridge.adapter import PreparedRequest, ResponseView
+from msgbridge.auth import RefreshLock
 from msgbridge.connection import Connection
-from msgbridge.delivery import Delivery, Send, Sleep, deliver
-from msgbridge.errors import (
-    ConfigurationError,
-    InvalidStatus,
-    MessagingError,
-    RateLimited,
-    UnsupportedOperation,
-    UnsupportedStatus,
-)
-from msgbridge.guard import Guard, StateGuard
-from msgbridge.keyed_locks import AsyncKeyedLocks, KeyedLocks
-from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
-from msgbridge.ratelimit import SlidingWindowLimiter
+from msgbridge.errors import ConfigurationError, MessagingError
+from msgbridge.guard import Guard
+from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
 from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
 from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
 
-__all__ = ["AsyncBridge", "BoundConnection", "Bridge"]
+__all__ = ["AsyncBridge", "BoundConnection", "Bridge", "Fence", "Unsettled"]
 
+log = logging.getLogger("msgbridge")
 
 #: What ``update_many`` takes: a connection name and an update.
 BatchInput = tuple[str, MessageStatus | ConversationUpdate]
 
+#: Called with a connection name right before every HTTP attempt for it; raising
+#: :class:`~msgbridge.errors.LeaseLost` (or any MessagingError) stops that attempt.
+Fence = Callable[[str], None]
+
+#: Headers whose values are never secret (everything else is redacted from errors).
+_PLAIN_HEADERS = frozenset({"accept", "content-type", "user-agent", "version"})
+
 
 @attrs.frozen
-class BoundConnection:
-    """A connection with its adapter, parsed settings and rate limiter, checked once."""
+class Unsettled:
+    """An update ``update_many`` had sent when the caller stopped reading: the vendor may
+    have applied it, but no receipt reached the caller."""
 
-    connection: Connection
-    adapter: Adapter[Any]
-    settings: Any
-    limiter: SlidingWindowLimiter | None
-
-    @property
-    def name(self) -> str:
-        return self.connection.name
+    index: int
+    connection: str
+    subject_id: str
 
 
-class _Planner:
-    """Everything before and after I/O, shared by both bridges."""
+def _secrets(request: PreparedRequest) -> tuple[str, ...]:
+    return tuple(v for k, v in request.headers.items() if k.lower() not in _PLAIN_HEADERS)
 
-    def __init__(
-        self,
-        connections: Iterable[Connection],
-        *,
-        registry: AdapterRegistry | None,
-        retry: RetryPolicy | None,
-        guard: Guard | bool | None,
-        clock: Callable[[], float],
-        rng: random.Random | None,
-        rate_limits: bool,
-    ) -> None:
-        self.rate_limits = rate_limits
-        self.registry = registry if registry is not None else AdapterRegistry.from_entry_points()
-        self.retry = retry or RetryPolicy()
-        self.guard: Guard | None = (
-            StateGuard() if guard is True else None if guard is False or guard is None else guard
-        )
-        self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._connections: dict[str, BoundConnection] = {}
-        self._lock = threading.Lock()
-        for connection in connections:
-            self.add_connection(connection)
 
-    # -- connections ----------------------------------------------------------------
+def _stopped(job: Delivery) -> MessagingError:
+    return MessagingError(
+        "update_many was stopped before this update was sent", subject_id=job.request.subject_id
+    )
 
-    def add_connection(self, connection: Connection) -> BoundConnection:
-        """Check and add a connection (at runtime too); raises before any I/O."""
-        if not isinstance(connection, Connection):
-            raise ConfigurationError(
-                f"expected a msgbridge.Connection, got {type(connection).__name__}"
-            )
-        adapter = self.registry.get(connection.adapter)
-        settings = adapter.parse_settings(connection.settings)
-        bound = BoundConnection(
-            connection, adapter, settings, self._limiter_for(connection, adapter)
-        )
-        with self._lock:
-            if connection.name in self._connections:
-                raise ConfigurationError(
-                    f"a connection named {connection.name!r} already exists; "
-                    "remove it first or pick another name",
-                    connection=connection.name,
-                )
-            self._connections[connection.name] = bound
-        return bound
 
-    def _limiter_for(
-        self, connection: Connection, adapter: Adapter[Any]
-    ) -> SlidingWindowLimiter | None:
-        if not self.rate_limits:
-            return None
-        if connection.rate_limit is not None:
-            requests, per_seconds = connection.rate_limit
-        else:
-            budget = adapter.defaults.rate_budget
-            requests, per_seconds = budget.requests, budget.per_seconds
+def _report_unsettled(
+    unsettled: list[Unsettled], on_unsettled: Callable[[list[Unsettled]], None] | None
+) -> None:
+    if not unsettled:
+        return
+    shown = ", ".join(f"{u.connection}/{u.subject_id}" for u in unsettled[:50])
+    more = f" and {len(unsettled) - 50} more" if len(unsettled) > 50 else ""
+    log.warning(
+        "msgbridge: update_many stopped early; %d update(s) had been sent and their outcome "
+        "is unknown (the vendor may have applied them): %s%s",
+        len(unsettled),
+        shown,
+        more,
+    )
+    if on_unsettled is not None:
         try:
-            return SlidingWindowLimiter(requests, per_seconds)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"rate_limit of connection {connection.name!r}: {exc}", key="rate_limit"
-            ) from None
-
-    def remove_connection(self, name: str) -> None:
-        with self._lock:
-            self._connections.pop(name, None)
-        if self.guard is not None:
-            self.guard.forget(name)
-
-    def connection(self, name: str) -> BoundConnection:
-        try:
-            return self._connections[name]
-        except KeyError:
-            known = ", ".join(sorted(self._connections)[:20]) or "none"
-            raise ConfigurationError(
-                f"unknown connection {name!r}; configured: {known}", connection=name
-            ) from None
-
-    @property
-    def connections(self) -> Mapping[str, BoundConnection]:
-        return dict(self._connections)
-
-    # -- planning (pure) ------------------------------------------------------------
-
-    def plan_status(self, name: str, update: MessageStatus) -> Receipt | Delivery:
-        bound = self.connection(name)
-        adapter = bound.adapter
-        if not isinstance(update, MessageStatus):
-            raise InvalidStatus(
-                f"expected a MessageStatus, got {type(update).__name__}", connection=name
-            )
-        if Operation.UPDATE_STATUS not in adapter.capabilities.operations:
-            raise UnsupportedOperation(
-                f"adapter {adapter.id!r} cannot update message statuses",
-                connection=name,
-                adapter=adapter.id,
-            )
-        mapping = adapter.capabilities.mapping(update.state)
-
-        def skipped(outcome: Outcome, detail: str, vendor_value: str | None = None) -> Receipt:
-            return Receipt(
-                outcome,
-                connection=name,
-                adapter=adapter.id,
-                subject_id=update.message_id,
-                state=update.state,
-                vendor_value=vendor_value,
-                detail=detail,
-            )
-
-        if mapping.fidelity is Fidelity.NONE:
-            if bound.connection.strict:
-                raise UnsupportedStatus(
-                    f"adapter {adapter.id!r} has no value for state {update.state.value!r} "
-                    "and the connection is strict",
-                    connection=name,
-                    adapter=adapter.id,
-                    subject_id=update.message_id,
-                )
-            return skipped(
-                Outcome.SKIPPED_UNSUPPORTED, f"{adapter.id} has no value for {update.state.value!r}"
-            )
-        vendor_value = mapping.vendor_value
-        assert vendor_value is not None
-        guard = self.guard
-        if guard is not None:
-            verdict = guard.check(name, update.message_id, update.state, vendor_value)
-            if verdict is not None:
-                last = guard.last(name, update.message_id)
-                if verdict is Outcome.SKIPPED_DUPLICATE and last is not update.state:
-                    # Same vendor value but further along (HubSpot DELIVERED after SENT):
-                    # remember it, so a later FAILED is recognised as stale.
-                    guard.record(name, update.message_id, update.state, vendor_value)
-                return skipped(
-                    verdict,
-                    f"last applied state is {last.value if last else 'unknown'!r}",
-                    vendor_value,
-                )
-        try:
-            request = adapter.prepare_status(update, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
-
-        def applied(receipt: Receipt) -> None:
-            if guard is not None:
-                guard.record(name, update.message_id, update.state, vendor_value)
-
-        return Delivery(
-            connection=name,
-            adapter=adapter,
-            request=request,
-            state=update.state,
-            vendor_value=vendor_value,
-            on_applied=applied,
-        )
-
-    def plan_conversation(self, name: str, update: ConversationUpdate) -> Delivery:
-        bound = self.connection(name)
-        adapter = bound.adapter
-        if not isinstance(update, ConversationUpdate):
-            raise InvalidStatus(
-                f"expected a ConversationUpdate, got {type(update).__name__}", connection=name
-            )
-        if Operation.UPDATE_CONVERSATION not in adapter.capabilities.operations:
-            raise UnsupportedOperation(
-                f"adapter {adapter.id!r} cannot update conversations",
-                connection=name,
-                adapter=adapter.id,
-                subject_id=update.conversation_id,
-            )
-        try:
-            request = adapter.prepare_conversation(update, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
-        return Delivery(connection=name, adapter=adapter, request=request)
-
-    def plan(self, name: str, update: MessageStatus | ConversationUpdate) -> Receipt | Delivery:
-        if isinstance(update, ConversationUpdate):
-            return self.plan_conversation(name, update)
-        return self.plan_status(name, update)
-
-    def steps(self, job: Delivery) -> Any:
-        return deliver(
-            job,
-            policy=self.retry,
-            clock=self.clock,
-            rng=self.rng,
-            notify=self.registry.notify if self.registry.has_observers else None,
-        )
-
-    def batch(self, max_in_flight: int, per_connection: int, max_pending: int | None) -> Any:
-        return batch_steps(
-            self.plan,
-            self.limiter,
-            lambda name: self._connections[name].adapter.id if name in self._connections else "",
-            self.clock,
-            self.guard.last if self.guard is not None else None,
-            max_in_flight=max_in_flight,
-            per_connection=per_connection,
-            max_pending=max_pending or max(1024, 8 * max_in_flight),
-        )
-
-    def limiter(self, name: str) -> SlidingWindowLimiter | None:
-        bound = self._connections.get(name)
-        return bound.limiter if bound is not None else None
-
-    # -- what both runners do around each step ----------------------------------------
-
-    def wait_before_send(self, job: Delivery) -> float:
-        """Take a rate-limit slot for this attempt: 0.0 when taken, else how long to wait
-        before asking again."""
-        gate = self.limiter(job.connection)
-        return 0.0 if gate is None else gate.acquire(self.clock())
-
-    def after_reply(self, job: Delivery, reply: ResponseView | MessagingError | None) -> None:
-        """Give the slot back (it counts for one more window) and learn from the vendor's
-        rate-limit headers. ``reply`` is ``None`` when the send itself blew up."""
-        gate = self.limiter(job.connection)
-        if gate is None:
-            return
-        now = self.clock()
-        gate.release(now)
-        if isinstance(reply, ResponseView):
-            feedback = job.adapter.rate_limit_feedback(reply)
-            if feedback is not None:
-                if reply.header("retry-after") is not None:
-                    # The vendor's explicit wait wins over a window guessed from headers.
-                    feedback = attrs.evolve(feedback, remaining=None)
-                gate.learn(feedback, now)
-
-    def before_sleep(self, job: Delivery, step: Sleep) -> None:
-        """A 429 pauses the whole connection, not just this request."""
-        gate = self.limiter(job.connection)
-        if gate is not None and isinstance(step.reason, RateLimited):
-            gate.pause_until(self.clock() + step.seconds)
-
-    def credentials(self, job: Delivery) -> httpx.Auth:
-        return self.connection(job.connection).connection.credentials
+            on_unsettled(unsettled)
+        except Exception:
+            log.exception("msgbridge: the on_unsettled callback failed")
 
 
 class _BridgeBase:
     """Connection management shared by both bridges."""
 
-    _planner: _Planner
+    _planner: Planner
     _closed: bool
 
     @property
@@ -377,8 +149,10 @@ class _BridgeBase:
 class Bridge(_BridgeBase):
     """Send status updates synchronously. Thread-safe; use as a context manager.
 
-    ``http_client`` is an optional caller-owned ``httpx.Client`` (left open on close).
-    ``clock`` and ``sleep`` are injectable so retry tests run instantly.
+    ``http_client`` is an optional caller-owned ``httpx.Client`` (left open on close);
+    ``sender`` swaps the HTTP layer. ``clock`` and ``sleep`` are injectable so retry
+    tests run instantly. ``fence`` is called with the connection name before every HTTP
+    attempt (the outbox uses it to stop sending for a connection whose lease it lost).
     """
 
     def __init__(
@@ -394,8 +168,10 @@ class Bridge(_BridgeBase):
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         rate_limits: bool = True,
+        fence: Fence | None = None,
     ) -> None:
-        self._planner = _Planner(
+        self._closed = True  # until fully built (``__del__`` stays quiet on a failed init)
+        self._planner = Planner(
             connections,
             registry=registry,
             retry=retry,
@@ -405,23 +181,23 @@ class Bridge(_BridgeBase):
             rate_limits=rate_limits,
         )
         self._sender: SyncSender = sender or HttpxSender(http_client)
-        self._message_locks = KeyedLocks()
         self._sleep = sleep
+        self._fence = fence
         self._closed = False
 
     def update_status(self, connection: str, status: MessageStatus) -> Receipt:
         """Apply *status*; returns the receipt or raises the typed error.
 
-        Concurrent calls for one message are applied one after the other, in call order.
+        Updates for one message are applied one after the other, in call order, whatever
+        the entry point (``update_many`` included).
         """
         self._check_open()
-        key = (connection, getattr(status, "message_id", None))
-        with self._message_locks.hold(key):
-            plan = self._planner.plan_status(connection, status)
-            return plan if isinstance(plan, Receipt) else self._run(plan)
+        plan = self._planner.plan_status(connection, status)
+        return plan if isinstance(plan, Receipt) else self._deliver(plan)
 
     def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
-        return self._run(self._planner.plan_conversation(connection, update))
+        self._check_open()
+        return self._deliver(self._planner.plan_conversation(connection, update))
 
     def update_many(
         self,
@@ -430,72 +206,167 @@ class Bridge(_BridgeBase):
         max_in_flight: int = 32,
         per_connection: int = 8,
         max_pending: int | None = None,
+        on_unsettled: Callable[[list[Unsettled]], None] | None = None,
     ) -> Iterator[Receipt]:
         """Apply many updates concurrently; yields receipts in completion order.
 
         Each receipt's ``index`` is the position of its input. One item's failure is a
         ``FAILED`` receipt, never an exception. Input is read lazily (backpressure).
+        Leaving early (``break``, ``close()``) stops sending at once; updates already
+        sent are logged and passed to *on_unsettled*, since their outcome is unknown.
         """
         self._check_open()
-        planner = self._planner
-        steps = planner.batch(max_in_flight, per_connection, max_pending)
-        source = iter(items)
-        running: dict[concurrent.futures.Future[Receipt], BatchItem] = {}
-        with concurrent.futures.ThreadPoolExecutor(max_in_flight, "msgbridge") as pool:
-            try:
-                reply: Any = None
-                while True:
-                    step = steps.send(reply)
-                    reply = None
-                    if isinstance(step, Pull):
-                        reply = next(source, END)
-                    elif isinstance(step, Start):
-                        running[pool.submit(self._run, step.job, step.reserved)] = step.item
-                    elif isinstance(step, Emit):
-                        yield step.receipt
-                    elif isinstance(step, Wait):
-                        if running:
-                            done, _ = concurrent.futures.wait(
-                                running, step.timeout, concurrent.futures.FIRST_COMPLETED
-                            )
-                        else:
-                            self._sleep(step.timeout or 0.0)
-                            done = set()
-                        reply = [(running.pop(f), _outcome(f.exception(), f)) for f in done]
-            except StopIteration:
-                return
-            finally:
-                for future in running:
-                    future.cancel()
+        steps = self._planner.batch(max_in_flight, per_connection, max_pending)
+        return self._many(steps, iter(items), max_in_flight, on_unsettled)
 
-    def _run(self, job: Delivery, reserved: bool = False) -> Receipt:
-        self._check_open()
+    def _many(
+        self,
+        steps: Any,
+        source: Iterator[BatchInput],
+        max_in_flight: int,
+        on_unsettled: Callable[[list[Unsettled]], None] | None,
+    ) -> Iterator[Receipt]:
+        stop = threading.Event()
+        running: dict[concurrent.futures.Future[Receipt], BatchItem] = {}
+        sent: set[int] = set()
+        pool = concurrent.futures.ThreadPoolExecutor(max_in_flight, "msgbridge")
+        finished = False
+        try:
+            reply: Any = None
+            while True:
+                step = steps.send(reply)
+                reply = None
+                if isinstance(step, Pull):
+                    reply = next(source, END)
+                elif isinstance(step, Start):
+                    item = step.item
+                    future = pool.submit(
+                        self._deliver, step.job, step.reserved, stop, sent, item.index
+                    )
+                    running[future] = item
+                elif isinstance(step, Emit):
+                    yield step.receipt
+                elif isinstance(step, Wait):
+                    if running:
+                        done, _ = concurrent.futures.wait(
+                            running, step.timeout, concurrent.futures.FIRST_COMPLETED
+                        )
+                    else:
+                        self._pause(step.timeout or 0.0, stop)
+                        done = set()
+                    reply = [(running.pop(f), _outcome(f)) for f in done]
+        except StopIteration:
+            finished = True
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            if not finished:
+                _report_unsettled(
+                    [
+                        Unsettled(item.index, item.connection, item.key[2])
+                        for item in running.values()
+                        if item.index in sent
+                    ],
+                    on_unsettled,
+                )
+
+    def _deliver(
+        self,
+        job: Delivery,
+        reserved: bool = False,
+        stop: threading.Event | None = None,
+        sent: set[int] | None = None,
+        index: int = -1,
+    ) -> Receipt:
+        policy = self._planner.policy
+        with policy.turn(job.key):
+            skipped = policy.admit(job)
+            if skipped is not None:
+                if reserved:
+                    self._planner.give_back(job)
+                return skipped
+            receipt = self._drive(job, reserved, stop, sent, index)
+            policy.settle(job, receipt)
+            return receipt
+
+    def _drive(
+        self,
+        job: Delivery,
+        reserved: bool,
+        stop: threading.Event | None,
+        sent: set[int] | None,
+        index: int,
+    ) -> Receipt:
         planner = self._planner
-        auth = planner.credentials(job)
         steps = planner.steps(job)
+        held: list[RefreshLock] = []
         try:
             step = next(steps)
             while True:
-                if isinstance(step, Send):
-                    if not reserved:
-                        while (wait := planner.wait_before_send(job)) > 0:
-                            self._sleep(wait)
+                kind = type(step)
+                if kind is Send:
+                    reply = self._send(job, step.request, reserved, stop)
+                    if sent is not None and reply is not _NOT_SENT:
+                        sent.add(index)
                     reserved = False
-                    reply: ResponseView | MessagingError | None = None
-                    try:
-                        reply = self._sender.send(step.request, auth)
-                    except MessagingError as exc:  # e.g. a rejected token refresh
-                        reply = exc
-                    finally:
-                        planner.after_reply(job, reply)
-                    step = steps.send(reply)
-                else:
+                    step = steps.send(reply if reply is not _NOT_SENT else _stopped(job))
+                elif kind is Sleep:
                     planner.before_sleep(job, step)
-                    self._sleep(step.seconds)
+                    self._pause(step.seconds, stop)
                     step = steps.send(None)
+                elif kind is Hold:
+                    step.lock.acquire()
+                    held.append(step.lock)
+                    step = next(steps)
+                else:  # Release
+                    held.remove(step.lock)
+                    step.lock.release()
+                    step = next(steps)
         except StopIteration as done:
             receipt: Receipt = done.value
             return receipt
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    def _send(
+        self,
+        job: Delivery,
+        request: PreparedRequest,
+        reserved: bool,
+        stop: threading.Event | None,
+    ) -> ResponseView | MessagingError | object:
+        planner = self._planner
+        if stop is not None and stop.is_set():
+            return _NOT_SENT
+        if self._fence is not None:
+            refused = _fenced(self._fence, job)
+            if refused is not None:
+                if reserved:
+                    planner.give_back(job)
+                return refused
+        if not reserved:
+            while (wait := planner.wait_before_send(job)) > 0:
+                self._pause(wait, stop)
+                if stop is not None and stop.is_set():
+                    return _NOT_SENT
+        reply: ResponseView | MessagingError | None = None
+        try:
+            reply = self._sender.send(request)
+        except MessagingError as exc:
+            reply = exc
+        except Exception as exc:  # contained to this update
+            reply = unexpected(f"sender {type(self._sender).__name__}", exc, _secrets(request))
+        finally:
+            planner.after_reply(job, reply)
+        return reply
+
+    def _pause(self, seconds: float, stop: threading.Event | None) -> None:
+        """Sleep, but wake at once when ``update_many`` is asked to stop."""
+        if stop is not None and self._sleep is time.sleep:
+            stop.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def close(self) -> None:
         if not self._closed:
@@ -518,7 +389,7 @@ class AsyncBridge(_BridgeBase):
     """Send status updates from asyncio. Use with ``async with``; one event loop only.
 
     ``http_client`` is an optional caller-owned ``httpx.AsyncClient``; ``sender`` swaps
-    the HTTP layer (e.g. the fast aiohttp sender).
+    the HTTP layer (e.g. the fast aiohttp sender). ``fence`` is as for :class:`Bridge`.
     """
 
     def __init__(
@@ -534,8 +405,10 @@ class AsyncBridge(_BridgeBase):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
         rate_limits: bool = True,
+        fence: Fence | None = None,
     ) -> None:
-        self._planner = _Planner(
+        self._closed = True  # until fully built (``__del__`` stays quiet on a failed init)
+        self._planner = Planner(
             connections,
             registry=registry,
             retry=retry,
@@ -545,61 +418,84 @@ class AsyncBridge(_BridgeBase):
             rate_limits=rate_limits,
         )
         self._sender: AsyncSender = sender or AsyncHttpxSender(http_client)
-        self._message_locks = AsyncKeyedLocks()
         self._sleep = sleep or asyncio.sleep
+        self._fence = fence
         self._closed = False
 
     async def update_status(self, connection: str, status: MessageStatus) -> Receipt:
-        """Apply *status*; concurrent calls for one message go one after the other."""
+        """Apply *status*; updates for one message go one after the other, in call order,
+        whatever the entry point."""
         self._check_open()
-        key = (connection, getattr(status, "message_id", None))
-        async with self._message_locks.hold(key):
-            plan = self._planner.plan_status(connection, status)
-            return plan if isinstance(plan, Receipt) else await self._run(plan)
+        plan = self._planner.plan_status(connection, status)
+        return plan if isinstance(plan, Receipt) else await self._deliver(plan)
 
     async def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
-        return await self._run(self._planner.plan_conversation(connection, update))
+        self._check_open()
+        return await self._deliver(self._planner.plan_conversation(connection, update))
 
-    async def update_many(
+    def update_many(
         self,
         items: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
         max_in_flight: int = 64,
         per_connection: int = 8,
         max_pending: int | None = None,
+        on_unsettled: Callable[[list[Unsettled]], None] | None = None,
     ) -> AsyncIterator[Receipt]:
         """Apply many updates concurrently; yields receipts in completion order.
 
         Takes an iterable or an async iterable. Each receipt's ``index`` is the position
         of its input. One item's failure is a ``FAILED`` receipt, never an exception.
+        Leaving early cancels what is in flight; updates already sent are logged and
+        passed to *on_unsettled*, since their outcome is unknown.
         """
         self._check_open()
         steps = self._planner.batch(max_in_flight, per_connection, max_pending)
-        pull = _puller(items)
+        return self._many(steps, _puller(items), on_unsettled)
+
+    async def _many(
+        self,
+        steps: Any,
+        pull: Callable[[], Awaitable[Any]],
+        on_unsettled: Callable[[list[Unsettled]], None] | None,
+    ) -> AsyncIterator[Receipt]:
         running: dict[asyncio.Task[Receipt], BatchItem] = {}
+        sent: set[int] = set()
         # Finished tasks announce themselves here: O(1) per completion, where
         # asyncio.wait() would re-arm a callback on every running task each time.
         finished: asyncio.Queue[asyncio.Task[Receipt]] = asyncio.Queue()
+        done_callback = finished.put_nowait
+        create_task = asyncio.get_running_loop().create_task
+        completed = False
         try:
             reply: Any = None
             while True:
                 step = steps.send(reply)
                 reply = None
-                if isinstance(step, Pull):
-                    reply = await pull()
-                elif isinstance(step, Start):
-                    task = asyncio.ensure_future(self._run(step.job, step.reserved))
-                    task.add_done_callback(finished.put_nowait)
-                    running[task] = step.item
-                elif isinstance(step, Emit):
+                kind = type(step)
+                if kind is Start:
+                    item = step.item
+                    task = create_task(self._deliver(step.job, step.reserved, sent, item.index))
+                    task.add_done_callback(done_callback)
+                    running[task] = item
+                elif kind is Emit:
                     yield step.receipt
-                elif isinstance(step, Wait):
+                elif kind is Wait:
                     reply = await self._completions(running, finished, step.timeout)
+                else:  # Pull
+                    reply = await pull()
         except StopIteration:
-            return
+            completed = True
         finally:
-            for task in running:
-                task.cancel()
+            if not completed:
+                unsettled = [
+                    Unsettled(item.index, item.connection, item.key[2])
+                    for item in running.values()
+                    if item.index in sent
+                ]
+                for task in running:
+                    task.cancel()
+                _report_unsettled(unsettled, on_unsettled)
 
     async def _completions(
         self,
@@ -622,36 +518,88 @@ class AsyncBridge(_BridgeBase):
                     return []
         while not finished.empty():
             done.append(finished.get_nowait())
-        return [(running.pop(t), _outcome(t.exception(), t)) for t in done if t in running]
+        return [(running.pop(t), _outcome(t)) for t in done if t in running]
 
-    async def _run(self, job: Delivery, reserved: bool = False) -> Receipt:
-        self._check_open()
+    async def _deliver(
+        self,
+        job: Delivery,
+        reserved: bool = False,
+        sent: set[int] | None = None,
+        index: int = -1,
+    ) -> Receipt:
+        policy = self._planner.policy
+        key = job.key
+        await policy.aacquire(key)  # the message's turn (no context manager on the hot path)
+        try:
+            skipped = policy.admit(job)
+            if skipped is not None:
+                if reserved:
+                    self._planner.give_back(job)
+                return skipped
+            receipt = await self._drive(job, reserved, sent, index)
+            policy.settle(job, receipt)
+            return receipt
+        finally:
+            policy.arelease(key)
+
+    async def _drive(
+        self, job: Delivery, reserved: bool, sent: set[int] | None, index: int
+    ) -> Receipt:
         planner = self._planner
-        auth = planner.credentials(job)
         steps = planner.steps(job)
+        held: list[RefreshLock] = []
         try:
             step = next(steps)
             while True:
-                if isinstance(step, Send):
-                    if not reserved:
-                        while (wait := planner.wait_before_send(job)) > 0:
-                            await self._sleep(wait)
+                kind = type(step)
+                if kind is Send:
+                    if sent is not None:
+                        sent.add(index)
+                    reply = await self._send(job, step.request, reserved)
                     reserved = False
-                    reply: ResponseView | MessagingError | None = None
-                    try:
-                        reply = await self._sender.send(step.request, auth)
-                    except MessagingError as exc:
-                        reply = exc
-                    finally:
-                        planner.after_reply(job, reply)
                     step = steps.send(reply)
-                else:
+                elif kind is Sleep:
                     planner.before_sleep(job, step)
                     await self._sleep(step.seconds)
                     step = steps.send(None)
+                elif kind is Hold:
+                    await step.lock.aacquire()
+                    held.append(step.lock)
+                    step = next(steps)
+                else:  # Release
+                    held.remove(step.lock)
+                    await step.lock.arelease()
+                    step = next(steps)
         except StopIteration as done:
             receipt: Receipt = done.value
             return receipt
+        finally:
+            for lock in reversed(held):
+                await lock.arelease()
+
+    async def _send(
+        self, job: Delivery, request: PreparedRequest, reserved: bool
+    ) -> ResponseView | MessagingError:
+        planner = self._planner
+        if self._fence is not None:
+            refused = _fenced(self._fence, job)
+            if refused is not None:
+                if reserved:
+                    planner.give_back(job)
+                return refused
+        if not reserved:
+            while (wait := planner.wait_before_send(job)) > 0:
+                await self._sleep(wait)
+        reply: ResponseView | MessagingError | None = None
+        try:
+            reply = await self._sender.send(request)
+        except MessagingError as exc:
+            reply = exc
+        except Exception as exc:  # contained to this update
+            reply = unexpected(f"sender {type(self._sender).__name__}", exc, _secrets(request))
+        finally:
+            planner.after_reply(job, reply)
+        return reply
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -670,9 +618,25 @@ class AsyncBridge(_BridgeBase):
         await self.aclose()
 
 
+_NOT_SENT = object()
+
+
+def _fenced(fence: Fence, job: Delivery) -> MessagingError | None:
+    try:
+        fence(job.connection)
+    except MessagingError as exc:
+        return exc
+    except Exception as exc:
+        return unexpected("the fence", exc)
+    return None
+
+
 def _outcome(
-    error: BaseException | None, done: concurrent.futures.Future[Receipt] | asyncio.Task[Receipt]
+    done: concurrent.futures.Future[Receipt] | asyncio.Task[Receipt],
 ) -> Receipt | BaseException:
+    if done.cancelled():
+        return MessagingError("the update was cancelled before it finished")
+    error = done.exception()
     return error if error is not None else done.result()
 
 

@@ -47,7 +47,8 @@ Rules:
   anything ending in ``_token``/``_secret``/``_password``/``_api_key``), anywhere in the
   file, settings included, rejects the whole file; its value is never printed.
 * Every connection has exactly one of ``token_env`` or ``[oauth]``. A token is sent as
-  ``Authorization: Bearer`` (unless the adapter offers ``credentials_from_token``). OAuth
+  what the adapter's ``credentials_from_token`` builds (``Authorization: Bearer`` by
+  default). OAuth
   works for the HighLevel family (highlevel, leadway, hoop and any variant of highlevel)
   and HubSpot.
 * OAuth refresh tokens may be single-use (HighLevel rotates them on every refresh), so
@@ -72,10 +73,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 
 from msgbridge.adapter import Adapter
-from msgbridge.auth import BearerToken
+from msgbridge.auth import Credential
 from msgbridge.connection import Connection
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
 from msgbridge.model import check_identifier
@@ -304,38 +304,18 @@ def read_secret(env: Mapping[str, str], variable: str, key: str) -> str:
 
 def build_credentials(
     config: ConnectionConfig, adapter: Adapter[Any], env: Mapping[str, str]
-) -> httpx.Auth:
-    """The credentials of one connection, with its secrets read from *env* now."""
-    adapter_id, variant_of = adapter.id, adapter.variant_of
+) -> Credential:
+    """The credentials of one connection, with its secrets read from *env* now.
+
+    The adapter builds them (``credentials_from_token`` / ``credentials_from_oauth``);
+    this function only reads the secrets and the token store the config names.
+    """
     if config.token_env is not None:
         token = read_secret(env, config.token_env, "token_env")
-        # Proposed adapter hook for vendors whose tokens are not bearer tokens (e.g.
-        # Chatwoot's api_access_token header); BearerToken otherwise.
-        factory = getattr(adapter, "credentials_from_token", None)
-        if callable(factory):
-            credentials = factory(token)
-            if not isinstance(credentials, httpx.Auth):
-                raise ConfigurationError(
-                    f"adapter {adapter_id!r}: credentials_from_token() did not return "
-                    "an httpx.Auth credential",
-                    key="token_env",
-                )
-            return credentials
-        return BearerToken(token)
+        return adapter.credentials_from_token(token)
     assert config.oauth is not None
     oauth = config.oauth
-    family = variant_of or adapter_id
-    if family == "highlevel":
-        from msgbridge.adapters.highlevel import HighLevelOAuth as OAuth
-    elif family == "hubspot":
-        from msgbridge.adapters.hubspot import HubSpotOAuth as OAuth  # type: ignore[assignment]
-    else:
-        raise ConfigurationError(
-            f"adapter {adapter_id!r} has no OAuth flow in the command line; "
-            "use token_env with an access token instead",
-            key="oauth",
-        )
-    # Imports no typer: msgbridge.cli's package only loads the app when asked for it.
+    # Imports no typer: msgbridge.cli's package loads the app only when typer is installed.
     from msgbridge.cli.token_store import FileTokenStore
 
     store = FileTokenStore(oauth.token_store) if oauth.token_store is not None else None
@@ -353,7 +333,7 @@ def build_credentials(
             f"msgbridge: warning: {config.where}: OAuth without oauth.token_store; a "
             "refresh token rotated by the vendor is lost when this command exits\n"
         )
-    return OAuth(
+    return adapter.credentials_from_oauth(
         client_id=read_secret(env, oauth.client_id_env, "oauth.client_id_env"),
         client_secret=read_secret(env, oauth.client_secret_env, "oauth.client_secret_env"),
         refresh_token=refresh_token,

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import httpx
 
+from msgbridge.auth import Credential
 from msgbridge.errors import ConfigurationError, InvalidStatus
 from msgbridge.model import check_identifier
 
@@ -22,10 +22,10 @@ def _name(_: object, __: attrs.Attribute[str], value: object) -> None:
 
 
 def _credentials(_: object, __: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, httpx.Auth):
+    if not isinstance(value, Credential):
         raise ConfigurationError(
-            "credentials must be a msgbridge credential such as BearerToken('…') or an OAuth "
-            f"credential (an httpx.Auth), got {type(value).__name__}",
+            "credentials must be a msgbridge credential (msgbridge.auth.Credential) such as "
+            f"BearerToken('…'), HeaderToken(…) or an OAuth credential, got {type(value).__name__}",
             key="credentials",
         )
 
@@ -52,7 +52,7 @@ class Connection:
 
     name: str = attrs.field(validator=_name)
     adapter: str = attrs.field(kw_only=True)
-    credentials: httpx.Auth = attrs.field(kw_only=True, validator=_credentials)
+    credentials: Credential = attrs.field(kw_only=True, validator=_credentials)
     settings: Mapping[str, Any] = attrs.field(kw_only=True, factory=dict, converter=_settings)
     strict: bool = attrs.field(kw_only=True, default=False)
     rate_limit: tuple[int, float] | None = attrs.field(kw_only=True, default=None)

@@ -14,12 +14,15 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "InvalidStatus",
+    "LeaseLost",
     "MalformedResponse",
     "MessagingError",
     "NotFound",
     "PermissionDenied",
     "ProviderNotReady",
     "RateLimited",
+    "RedirectRefused",
+    "UnexpectedError",
     "UnsupportedOperation",
     "UnsupportedStatus",
     "VendorRejected",
@@ -160,3 +163,27 @@ class VendorUnavailable(MessagingError):
 
 class MalformedResponse(MessagingError):
     """The vendor answered success with a body we cannot read."""
+
+
+class RedirectRefused(VendorRejected):
+    """The vendor (or something in front of it) answered with a redirect.
+
+    msgbridge never follows one: it would resend the credentials, and for a token
+    refresh the client secret, to another origin. Check ``base_url``/``token_url``.
+    """
+
+
+class UnexpectedError(MessagingError):
+    """An adapter, credential or sender raised something other than a msgbridge error.
+
+    Contained to the one update it happened to (a ``FAILED`` receipt in ``update_many``,
+    a dead letter in the outbox); never retried, since the same code would fail again.
+    """
+
+
+class LeaseLost(MessagingError):
+    """This worker no longer holds the lease for the connection, so it must not send.
+
+    Raised by a bridge's ``fence`` before an attempt; the update is left to the worker
+    that holds the lease now (the outbox does not settle the row).
+    """

@@ -1,11 +1,11 @@
 """A fast async sender on aiohttp (extra ``msgbridge[fast]``).
 
 httpx's ``AsyncClient`` gets slower as concurrency rises, while aiohttp gets faster
-(docs/performance.md). This sender speaks the same seam as the httpx one: it takes a
-:class:`~msgbridge.adapter.RequestSpec` and a credential and returns a
-:class:`~msgbridge.adapter.ResponseView`, so retries, auth, limits and the state guard
-are identical. Credentials are ``httpx.Auth`` flows; this sender drives the flow itself
-(a refresh request goes through aiohttp too), with a fast path for static tokens.
+(docs/performance.md). This sender keeps the sender contract of
+:mod:`msgbridge.senders`: it sends the prepared URL without re-encoding it (yarl would
+otherwise turn ``%3B`` back into ``;``), never follows a redirect (aiohttp's default
+would resend credentials to another origin), and bounds every attempt by a total
+deadline.
 
 Use: ``AsyncBridge(connections, sender=AiohttpSender())``. The session is created lazily
 inside the running event loop and must not be shared across loops.
@@ -17,19 +17,19 @@ import asyncio
 
 import aiohttp
 import httpx
+from yarl import URL
 
-from msgbridge.adapter import RequestSpec, ResponseView
-from msgbridge.auth import BearerToken
-from msgbridge.errors import MessagingError, VendorUnavailable
-from msgbridge.senders import DEFAULT_TIMEOUT
+from msgbridge.adapter import PreparedRequest, ResponseView
+from msgbridge.errors import MessagingError
+from msgbridge.senders import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    check_deadline,
+    deadline_error,
+    transport_error,
+)
 
 __all__ = ["AiohttpSender"]
-
-_JSON_HEADERS = {
-    "Content-Type": "application/json",
-    "Accept": "application/json",
-    "User-Agent": "msgbridge",
-}
 
 
 class AiohttpSender:
@@ -40,18 +40,35 @@ class AiohttpSender:
         session: aiohttp.ClientSession | None = None,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         limit: int = 256,
         limit_per_host: int = 128,
     ) -> None:
+        self.deadline = check_deadline(deadline)
         self._session = session
         self._owned = session is None
         self._limit = limit
         self._limit_per_host = limit_per_host
         read = timeout.read if timeout.read is not None else 15.0
         connect = timeout.connect if timeout.connect is not None else 5.0
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
+        # ``total`` is the per-attempt deadline; a caller's session keeps its own
+        # settings otherwise, but never loses the deadline (passed per request).
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.deadline, connect=min(connect, self.deadline), sock_read=read
+        )
+        self._request_timeout: aiohttp.ClientTimeout | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is not None and not self._owned and self._request_timeout is None:
+            # A caller's session keeps its own timeouts, bounded by the deadline.
+            own = self._session.timeout
+            total = self.deadline if own.total is None else min(own.total, self.deadline)
+            self._request_timeout = aiohttp.ClientTimeout(
+                total=total,
+                connect=own.connect,
+                sock_read=own.sock_read,
+                sock_connect=own.sock_connect,
+            )
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
@@ -59,66 +76,36 @@ class AiohttpSender:
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, auto_decompress=True
             )
+            self._owned = True
+            self._request_timeout = self._timeout
         return self._session
 
-    async def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
-        headers = dict(_JSON_HEADERS)
-        headers.update(request.headers)
-        body = request.body_bytes()
-        try:
-            if isinstance(auth, BearerToken):
-                headers["Authorization"] = auth.authorization()
-                return await self._exchange(request.method, request.url, headers, body)
-            return await self._with_auth_flow(request, headers, body, auth)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return VendorUnavailable(
-                f"transport error talking to the vendor: {type(exc).__name__}: {exc}",
-                subject_id=request.subject_id,
-            )
-
-    async def _exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> ResponseView:
+    async def send(self, request: PreparedRequest) -> ResponseView | MessagingError:
         session = self._get_session()
+        url = URL(request.url, encoded=True)
         for attempt in (1, 2):
             try:
-                async with session.request(method, url, headers=headers, data=body) as response:
+                async with session.request(
+                    request.method,
+                    url,
+                    headers=request.headers,
+                    data=request.body,
+                    allow_redirects=False,
+                    timeout=self._request_timeout,
+                ) as response:
                     content = await response.read()
                     return ResponseView(response.status, response.headers, content)
-            except aiohttp.ServerDisconnectedError:
+            except aiohttp.ServerDisconnectedError as exc:
                 # A pooled keep-alive connection the server had already closed: resend
                 # at once on a fresh one (our calls are idempotent) instead of paying a
                 # retry backoff. A second disconnect is a real failure.
                 if attempt == 2:
-                    raise
+                    return transport_error(request, exc)
+            except aiohttp.ClientError as exc:  # ServerTimeoutError (a slow read) included
+                return transport_error(request, exc)
+            except (asyncio.TimeoutError, TimeoutError):
+                return deadline_error(request, self.deadline)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _with_auth_flow(
-        self, request: RequestSpec, headers: dict[str, str], body: bytes | None, auth: httpx.Auth
-    ) -> ResponseView:
-        """Drive an ``httpx.Auth`` flow (OAuth refresh) with aiohttp doing the I/O."""
-        first = httpx.Request(request.method, request.url, headers=headers, content=body)
-        flow = auth.async_auth_flow(first)
-        outgoing = await flow.__anext__()
-        try:
-            while True:
-                sent_headers = {
-                    k: v
-                    for k, v in outgoing.headers.items()
-                    if k.lower() not in {"host", "content-length"}
-                }
-                view = await self._exchange(
-                    outgoing.method, str(outgoing.url), sent_headers, outgoing.content or None
-                )
-                reply = httpx.Response(
-                    view.status, headers=view.headers, content=view.body, request=outgoing
-                )
-                try:
-                    outgoing = await flow.asend(reply)
-                except StopAsyncIteration:
-                    return view
-        finally:
-            await flow.aclose()
 
     async def aclose(self) -> None:
         if self._owned and self._session is not None:

@@ -26,7 +26,9 @@ class Guard(Protocol):
 
     def record(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
-    ) -> None: ...
+    ) -> None:
+        """Remember an applied state; must never move a message to a state that may not
+        follow the one it holds."""
 
     def last(self, connection: str, message_id: str) -> DeliveryState | None: ...
 
@@ -68,9 +70,12 @@ class StateGuard:
     def record(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> None:
+        """Remember *state* as applied; never moves a message backwards (monotonic)."""
         key = (connection, message_id)
         with self._lock:
-            self._applied[key] = (state, vendor_value)
+            previous = self._applied.get(key)
+            if previous is None or state.may_follow(previous[0]):
+                self._applied[key] = (state, vendor_value)
             self._applied.move_to_end(key)
             while len(self._applied) > self.max_entries:
                 self._applied.popitem(last=False)

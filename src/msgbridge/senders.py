@@ -1,32 +1,56 @@
 """Senders: the only place msgbridge does HTTP. A seam, so the client can change.
 
-A sender turns a :class:`~msgbridge.adapter.RequestSpec` plus a credential into a
-:class:`~msgbridge.adapter.ResponseView`, or returns a retryable
-:class:`~msgbridge.errors.VendorUnavailable` for transport failures. httpx is the
-default (and the client type callers may hand in). One client, and so one connection
-pool per vendor host, is shared by every connection of a bridge.
+A sender takes a :class:`~msgbridge.adapter.PreparedRequest` (method, encoded URL,
+every header, body bytes; credentials already applied) and returns a
+:class:`~msgbridge.adapter.ResponseView`, or a retryable
+:class:`~msgbridge.errors.VendorUnavailable` for transport failures. The contract, which
+``msgbridge.testing.check_sender`` verifies for any sender:
+
+- send exactly the URL, headers and body it was given (no re-encoding of the path);
+- never follow a redirect (a redirect would resend credentials to another origin): return
+  the 3xx answer as it is, the delivery loop turns it into a typed error;
+- give every attempt a total deadline (connect + send + the full answer), so a vendor
+  that trickles bytes cannot hold an update for longer than ``deadline`` seconds.
+
+httpx is the default (and the client type callers may hand in). One client, and so one
+connection pool per vendor host, is shared by every connection of a bridge.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 import httpx
 
-from msgbridge.adapter import RequestSpec, ResponseView
-from msgbridge.errors import MalformedResponse, MessagingError, VendorUnavailable
+from msgbridge.adapter import PreparedRequest, ResponseView
+from msgbridge.errors import (
+    ConfigurationError,
+    MalformedResponse,
+    MessagingError,
+    UnexpectedError,
+    VendorUnavailable,
+)
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "AsyncHttpxSender",
     "AsyncSender",
     "HttpxSender",
     "SyncSender",
+    "check_deadline",
 ]
 
 #: Explicit timeouts; never ``None``: a hung vendor must not hang a worker.
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+#: Seconds one attempt may take in all (connect, send, the whole answer).
+DEFAULT_DEADLINE = 30.0
 #: httpx's pool scans its connections on every request, so it slows down as the pool
 #: and the concurrency grow (measured against one loopback server at 64 in flight:
 #: 64 connections 231/s, 16 connections 543/s, 8 connections 657/s). 16 keeps the
@@ -34,22 +58,32 @@ DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 #: over a WAN; for more, use the fast aiohttp sender (docs/performance.md).
 DEFAULT_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 
-_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-_USER_AGENT = {"User-Agent": "msgbridge"}
-
 
 class SyncSender(Protocol):
-    def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError: ...
+    def send(self, request: PreparedRequest) -> ResponseView | MessagingError: ...
 
     def close(self) -> None: ...
 
 
 class AsyncSender(Protocol):
-    async def send(
-        self, request: RequestSpec, auth: httpx.Auth
-    ) -> ResponseView | MessagingError: ...
+    async def send(self, request: PreparedRequest) -> ResponseView | MessagingError: ...
 
     async def aclose(self) -> None: ...
+
+
+def check_deadline(value: object) -> float:
+    """A per-attempt deadline: a finite number of seconds above zero (at most a day)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= 86_400
+    ):
+        raise ConfigurationError(
+            f"deadline must be a finite number of seconds above 0 and at most 86400, got {value!r}",
+            key="deadline",
+        )
+    return float(value)
 
 
 def _effective_timeout(
@@ -64,59 +98,121 @@ def _effective_timeout(
     return default if unset else own
 
 
-def _headers(request: RequestSpec) -> dict[str, str]:
-    headers = dict(_JSON) if request.json is not None else {"Accept": "application/json"}
-    headers.update(request.headers)
-    return headers
+def _capped(timeout: httpx.Timeout, deadline: float) -> httpx.Timeout:
+    def cap(value: float | None) -> float:
+        return deadline if value is None else min(value, deadline)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
 
 
-def _transport_error(request: RequestSpec, exc: httpx.HTTPError) -> VendorUnavailable:
+def transport_error(request: PreparedRequest, exc: BaseException) -> VendorUnavailable:
     return VendorUnavailable(
         f"transport error talking to the vendor: {type(exc).__name__}: {exc}",
         subject_id=request.subject_id,
     )
 
 
-def _undecodable(request: RequestSpec, exc: httpx.DecodingError) -> MalformedResponse:
+def deadline_error(request: PreparedRequest, deadline: float) -> VendorUnavailable:
+    return VendorUnavailable(
+        f"no complete answer from the vendor within the {deadline:g} s deadline",
+        subject_id=request.subject_id,
+    )
+
+
+def unsendable(request: PreparedRequest, exc: BaseException) -> UnexpectedError:
+    """The request itself cannot go on the wire (a header with a line break, a URL the
+    client refuses): our side's fault, so never retried. The client's message is not
+    shown: it quotes the header value, which may be a secret."""
+    return UnexpectedError(
+        f"the request could not be sent as built ({type(exc).__name__}: an invalid header "
+        "name or value, or URL); fix the adapter, credential or settings that produced it",
+        subject_id=request.subject_id,
+    )
+
+
+def _undecodable(request: PreparedRequest, exc: httpx.DecodingError) -> MalformedResponse:
     return MalformedResponse(
         f"the vendor's answer could not be decoded: {exc}", subject_id=request.subject_id
     )
 
 
-def _view(response: httpx.Response) -> ResponseView:
-    return ResponseView(response.status_code, response.headers, response.content)
+def _build(
+    client: httpx.Client | httpx.AsyncClient, request: PreparedRequest, timeout: httpx.Timeout
+) -> httpx.Request:
+    # httpx.URL re-normalises a str; the adapters' paths are already percent-encoded and
+    # httpx keeps those escapes as they are (tests/integration/test_wire_paths.py).
+    return client.build_request(
+        request.method, request.url, headers=request.headers, content=request.body, timeout=timeout
+    )
+
+
+class _Expired(Exception):
+    pass
 
 
 class HttpxSender:
     """Sends with an ``httpx.Client``; closes it only if it created it."""
 
     def __init__(
-        self, client: httpx.Client | None = None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+        self,
+        client: httpx.Client | None = None,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        self.deadline = check_deadline(deadline)
         self._owned = client is None
         self.client = client or httpx.Client(
-            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
         )
-        self.timeout = _effective_timeout(client, timeout)
+        self.timeout = _capped(_effective_timeout(client, timeout), self.deadline)
 
-    def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
-        built = self.client.build_request(
-            request.method,
-            request.url,
-            headers=_headers(request),
-            content=request.body_bytes(),
-            timeout=self.timeout,
-        )
+    def send(self, request: PreparedRequest) -> ResponseView | MessagingError:
+        built = _build(self.client, request, self.timeout)
+        ends = time.monotonic() + self.deadline
         try:
-            return _view(self.client.send(built, auth=auth))
+            response = self.client.send(built, stream=True, follow_redirects=False)
+            try:
+                chunks = []
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > ends:
+                        raise _Expired
+            finally:
+                response.close()
+            return ResponseView(response.status_code, response.headers, b"".join(chunks))
+        except _Expired:
+            return deadline_error(request, self.deadline)
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            return unsendable(request, exc)
         except httpx.TransportError as exc:
-            return _transport_error(request, exc)
+            return transport_error(request, exc)
         except httpx.DecodingError as exc:
             return _undecodable(request, exc)
 
     def close(self) -> None:
         if self._owned:
             self.client.close()
+
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def within(seconds: float, work: Awaitable[T]) -> T:
+        """*work*, or ``TimeoutError`` after *seconds* (no extra task on 3.11+)."""
+        async with asyncio.timeout(seconds):
+            return await work
+
+else:  # pragma: no cover - Python 3.10
+
+    async def within(seconds: float, work: Awaitable[T]) -> T:
+        return await asyncio.wait_for(work, seconds)
 
 
 class AsyncHttpxSender:
@@ -127,27 +223,31 @@ class AsyncHttpxSender:
         client: httpx.AsyncClient | None = None,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        self.deadline = check_deadline(deadline)
         self._owned = client is None
         self.client = client or httpx.AsyncClient(
-            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False, headers=_USER_AGENT
+            timeout=timeout, limits=DEFAULT_LIMITS, follow_redirects=False
         )
-        self.timeout = _effective_timeout(client, timeout)
+        self.timeout = _capped(_effective_timeout(client, timeout), self.deadline)
 
-    async def send(self, request: RequestSpec, auth: httpx.Auth) -> ResponseView | MessagingError:
-        built = self.client.build_request(
-            request.method,
-            request.url,
-            headers=_headers(request),
-            content=request.body_bytes(),
-            timeout=self.timeout,
-        )
+    async def send(self, request: PreparedRequest) -> ResponseView | MessagingError:
+        built = _build(self.client, request, self.timeout)
         try:
-            return _view(await self.client.send(built, auth=auth))
+            return await within(self.deadline, self._exchange(built))
+        except (TimeoutError, asyncio.TimeoutError):
+            return deadline_error(request, self.deadline)
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            return unsendable(request, exc)
         except httpx.TransportError as exc:
-            return _transport_error(request, exc)
+            return transport_error(request, exc)
         except httpx.DecodingError as exc:
             return _undecodable(request, exc)
+
+    async def _exchange(self, built: httpx.Request) -> ResponseView:
+        response = await self.client.send(built, follow_redirects=False)
+        return ResponseView(response.status_code, response.headers, response.content)
 
     async def aclose(self) -> None:
         if self._owned:

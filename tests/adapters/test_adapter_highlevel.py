@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from msgbridge.adapter import (
@@ -742,7 +741,7 @@ def _oauth(**kwargs: Any) -> HighLevelOAuth:
     ids=["401", "401-no-body", "403-provider-not-ready", "403", "400", "200"],
 )
 def test_oauth_refreshes_on_any_401_only(status: int, body: Any, expired: bool) -> None:
-    response = httpx.Response(status, json=body) if body is not None else httpx.Response(status)
+    response = ResponseView(status, {}, json.dumps(body).encode() if body is not None else b"")
     assert _oauth().is_expired_response(response) is expired
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from msgbridge.adapter import (
@@ -465,7 +464,7 @@ def _oauth() -> HubSpotOAuth:
 def test_oauth_refreshes_only_on_expired_authentication(
     status: int, content: bytes, expired: bool
 ) -> None:
-    assert _oauth().is_expired_response(httpx.Response(status, content=content)) is expired
+    assert _oauth().is_expired_response(ResponseView(status, {}, content)) is expired
 
 
 def test_oauth_refresh_form() -> None:

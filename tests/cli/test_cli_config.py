@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from msgbridge.adapter import Adapter, PreparedRequest
 from msgbridge.adapters.highlevel import HighLevelOAuth
 from msgbridge.adapters.hubspot import HubSpotOAuth
-from msgbridge.auth import BearerToken, TokenSet
+from msgbridge.auth import BearerToken, HeaderToken, TokenSet
 from msgbridge.cli.config import load_config, looks_secret
 from msgbridge.cli.token_store import FileTokenStore
 from msgbridge.errors import ConfigurationError
@@ -224,7 +225,10 @@ def test_oauth_for_an_adapter_without_a_flow_is_an_error(tmp_path: Path) -> None
     from msgbridge.adapters.hubspot import HubSpotAdapter
 
     class Other(HubSpotAdapter):
+        """A vendor with no OAuth flow: the base adapter's default."""
+
         id = "other"
+        credentials_from_oauth = Adapter.credentials_from_oauth
 
     registry = AdapterRegistry()
     registry.register(Other())
@@ -235,7 +239,7 @@ def test_oauth_for_an_adapter_without_a_flow_is_an_error(tmp_path: Path) -> None
             'client_id_env = "CID"\nclient_secret_env = "CS"\nrefresh_token_env = "RT"\n',
         )
     )
-    with pytest.raises(ConfigurationError, match="has no OAuth flow in the command line"):
+    with pytest.raises(ConfigurationError, match="'other' has no OAuth flow; configure token_env"):
         config.connections["x"].build(registry, {"CID": "a", "CS": "b", "RT": "c"})
 
 
@@ -299,20 +303,18 @@ def test_looks_secret(key: str, secret: bool) -> None:
     assert looks_secret(key) is secret
 
 
+_ANY_REQUEST = PreparedRequest("GET", "https://example.com/", {})
+
+
 def test_adapter_may_turn_a_token_into_its_own_credential(tmp_path: Path) -> None:
-    import httpx
 
     from msgbridge.adapters.hubspot import HubSpotAdapter
-
-    class HeaderToken(httpx.Auth):
-        def __init__(self, token: str) -> None:
-            self.token = token
 
     class Custom(HubSpotAdapter):
         id = "custom"
 
-        def credentials_from_token(self, token: str) -> httpx.Auth:
-            return HeaderToken(token)
+        def credentials_from_token(self, token: str) -> HeaderToken:
+            return HeaderToken("X-Custom-Token", token)
 
     registry = AdapterRegistry()
     registry.register(Custom())
@@ -321,4 +323,5 @@ def test_adapter_may_turn_a_token_into_its_own_credential(tmp_path: Path) -> Non
     )
     credentials = config.connections["c"].build(registry, {"CUSTOM_TOKEN": "t0k"}).credentials
     assert isinstance(credentials, HeaderToken)
-    assert credentials.token == "t0k"
+    assert credentials.header == "X-Custom-Token"
+    assert credentials.headers(_ANY_REQUEST) == {"X-Custom-Token": "t0k"}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import random
 
-import httpx
 import pytest
 
-from msgbridge.adapter import RateFeedback
+from msgbridge.adapter import RateFeedback, ResponseView
 from msgbridge.adapters.highlevel import HighLevelOAuth
 from msgbridge.errors import AuthenticationError
 from msgbridge.ratelimit import SlidingWindowLimiter
@@ -73,11 +72,11 @@ def test_a_spent_vendor_window_pauses_only_when_our_log_does_not_explain_it() ->
 
 def test_highlevel_location_inactive_keeps_the_refresh_token() -> None:
     auth = HighLevelOAuth(client_id="c", client_secret="s", refresh_token="rt")
-    answer = httpx.Response(400, json={"statusCode": 400, "message": "Location is not active"})
+    answer = ResponseView(400, {}, b'{"statusCode": 400, "message": "Location is not active"}')
     with pytest.raises(AuthenticationError, match="refresh token is kept"):
         auth.parse_token_response(answer)
-    rejected = httpx.Response(
-        400, json={"statusCode": 400, "message": "Invalid grant: refresh token is invalid"}
+    rejected = ResponseView(
+        400, {}, b'{"statusCode": 400, "message": "Invalid grant: refresh token is invalid"}'
     )
     with pytest.raises(AuthenticationError, match="re-authorised"):
         auth.parse_token_response(rejected)

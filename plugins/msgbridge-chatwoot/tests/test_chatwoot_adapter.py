@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 from msgbridge_chatwoot import (
     CHATWOOT_RATE_BUDGET,
@@ -15,7 +14,14 @@ from msgbridge_chatwoot import (
 )
 
 from msgbridge import AdapterRegistry, Connection, DeliveryState, MessageStatus, StatusError
-from msgbridge.adapter import Fidelity, Operation, RequestSpec, ResponseView, VendorResult
+from msgbridge.adapter import (
+    Fidelity,
+    Operation,
+    PreparedRequest,
+    RequestSpec,
+    ResponseView,
+    VendorResult,
+)
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -357,12 +363,10 @@ def test_no_rate_limit_feedback() -> None:
 
 
 def test_token_sends_api_access_token_and_no_authorization() -> None:
-    request = httpx.Request("PATCH", f"{PREFIX}/4711")
-    flow = ChatwootToken(TOKEN).auth_flow(request)
-    sent = next(flow)
-    assert sent.headers["api_access_token"] == TOKEN
-    assert "authorization" not in sent.headers
-    assert ChatwootToken(TOKEN).headers() == {"api_access_token": TOKEN}
+    request = PreparedRequest("PATCH", f"{PREFIX}/4711", {"Accept": "application/json"}, b"{}")
+    added = ChatwootToken(TOKEN).headers(request)
+    assert added == {"api_access_token": TOKEN}
+    assert "authorization" not in {name.lower() for name in added}
 
 
 def test_token_is_redacted_and_comparable() -> None:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import httpx
 
 from msgbridge.adapter import (
     Adapter,
@@ -41,7 +40,7 @@ from msgbridge.adapter import (
     check_base_url,
     path_segment,
 )
-from msgbridge.auth import RefreshingOAuth, TokenSet
+from msgbridge.auth import Credential, RefreshingOAuth, TokenSet, TokenStore
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -285,6 +284,23 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             trace_id=data.traceId or response.header("traceid"),
         )
 
+    def credentials_from_oauth(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None,
+        store: TokenStore | None,
+        token_url: str | None,
+    ) -> Credential:
+        return HighLevelOAuth(
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            store=store,
+            token_url=token_url,
+        )
+
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
         """``X-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
         remaining = int_header(response, "x-ratelimit-remaining")
@@ -362,12 +378,12 @@ class HighLevelOAuth(RefreshingOAuth):
             "user_type": self.user_type,
         }
 
-    def is_expired_response(self, response: httpx.Response) -> bool:
-        return response.status_code == 401
+    def is_expired_response(self, response: ResponseView) -> bool:
+        return response.status == 401
 
-    def parse_token_response(self, response: httpx.Response) -> TokenSet:
+    def parse_token_response(self, response: ResponseView) -> TokenSet:
         """As the base, but "Location is not active" is a pause, not a lost grant."""
-        if response.status_code == 400 and LOCATION_INACTIVE in response.text:
+        if response.status == 400 and LOCATION_INACTIVE in response.text(1000):
             raise AuthenticationError(
                 "HighLevel says the location is not active (paused or unsubscribed); the "
                 "refresh token is kept and works again once the location is reactivated",

@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import httpx
 
 from msgbridge.adapter import (
     Adapter,
@@ -40,7 +39,7 @@ from msgbridge.adapter import (
     check_base_url,
     path_segment,
 )
-from msgbridge.auth import RefreshingOAuth
+from msgbridge.auth import Credential, RefreshingOAuth, TokenStore
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
 from msgbridge.hookspecs import hookimpl
 from msgbridge.model import DeliveryState, MessageStatus
@@ -200,6 +199,23 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             )
         raise self.error_for(response)
 
+    def credentials_from_oauth(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None,
+        store: TokenStore | None,
+        token_url: str | None,
+    ) -> Credential:
+        return HubSpotOAuth(
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            store=store,
+            token_url=token_url,
+        )
+
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
         """``X-HubSpot-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
         remaining = int_header(response, "x-hubspot-ratelimit-remaining")
@@ -277,14 +293,11 @@ class HubSpotOAuth(RefreshingOAuth):
             "client_secret": self._client_secret,
         }
 
-    def is_expired_response(self, response: httpx.Response) -> bool:
-        if response.status_code != 401:
+    def is_expired_response(self, response: ResponseView) -> bool:
+        if response.status != 401:
             return False
-        try:
-            body = response.json()
-        except ValueError:
-            return False
-        return isinstance(body, dict) and body.get("category") == "EXPIRED_AUTHENTICATION"
+        body = response.json_object()
+        return body is not None and body.get("category") == "EXPIRED_AUTHENTICATION"
 
 
 @hookimpl

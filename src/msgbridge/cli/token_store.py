@@ -4,8 +4,11 @@ HighLevel refresh tokens are single-use: every refresh returns a new one and the
 dies. A command that refreshes and then exits would lose the new token and leave the
 account needing re-authorisation, so OAuth connections can name a ``token_store`` file.
 The file is created with mode 0600, replaced atomically (write, fsync, rename) before
-the new token is used, and holds secrets: keep it out of version control. Two processes
-sharing one store file at the same time are not coordinated.
+the new token is used, and holds secrets: keep it out of version control.
+
+Several processes may share one store file: refreshes happen inside :meth:`FileTokenStore.locked`
+(an exclusive ``flock`` on a ``.lock`` file beside it, POSIX only), where the file is
+re-read first, so a pair another process rotated is adopted, never refreshed again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +95,24 @@ class FileTokenStore:
             pass
         finally:
             os.close(dir_fd)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive section across processes (``flock``; may be released from
+        another thread than the one that took it)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no cross-process lock
+            yield
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"

@@ -55,6 +55,7 @@ from msgbridge.errors import (
 from msgbridge.model import DeliveryState, MessageStatus
 from msgbridge.wire import error_for_status, parse_retry_after
 from msgbridge_chatwoot._http import error_text
+from msgbridge_chatwoot.auth import ChatwootToken
 
 __all__ = [
     "CHATWOOT_RATE_BUDGET",
@@ -137,6 +138,10 @@ def _id_text(value: Any) -> str | None:
 
 class ChatwootAdapter(Adapter[ChatwootSettings]):
     """Chatwoot API-channel inboxes: message delivery status."""
+
+    def credentials_from_token(self, token: str) -> ChatwootToken:
+        """Chatwoot reads its token from the ``api_access_token`` header, not Bearer."""
+        return ChatwootToken(token)
 
     id = "chatwoot"
     settings_type = ChatwootSettings

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from msgbridge.delivery import Delivery
+from msgbridge._delivery import Delivery
 from msgbridge.errors import InvalidStatus, MessagingError
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
