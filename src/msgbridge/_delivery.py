@@ -206,9 +206,20 @@ def deliver(
             )
         if delay is None:
             error.attempts = attempt
-            log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)
+            log.warning(
+                "msgbridge: giving up after %d attempt(s): %s",
+                attempt,
+                error,
+                extra=_log_context(job),
+            )
             raise error
-        log.info("msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
+        log.info(
+            "msgbridge: attempt %d failed (%s); retrying in %.2fs",
+            attempt,
+            error,
+            delay,
+            extra=_log_context(job),
+        )
         yield Sleep(delay, error)
 
 
@@ -263,6 +274,15 @@ def _refresh(
         yield Release(lock)
         raise unexpected(f"credential {type(credential).__name__}", exc) from exc
     yield Release(lock)
+
+
+def _log_context(job: Delivery) -> dict[str, str]:
+    """``extra`` for log records, so handlers (JSON, OpenTelemetry) get structured fields."""
+    return {
+        "connection": job.connection,
+        "adapter": job.adapter.id,
+        "subject_id": job.request.subject_id,
+    }
 
 
 def _event(

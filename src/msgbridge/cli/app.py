@@ -16,7 +16,7 @@ from msgbridge.cli._common import (
     reset_verbosity,
 )
 from msgbridge.cli.adapters_cmd import adapters
-from msgbridge.cli.config_cmd import config_command
+from msgbridge.cli.config_cmd import config_app
 from msgbridge.cli.demo_cmd import demo
 from msgbridge.cli.emulate_cmd import emulate
 from msgbridge.cli.outbox_cmd import outbox_app
@@ -69,7 +69,7 @@ def _root(
 
 
 app.command("adapters")(adapters)
-app.command("config")(config_command)
+app.add_typer(config_app, name="config")
 app.command("send")(send)
 app.command("conversation")(conversation)
 app.command("push")(push)
