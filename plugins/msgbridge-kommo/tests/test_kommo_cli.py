@@ -102,10 +102,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_toml_connection_sends_signed_updates_to_msgbridge_emulate(
     emulate: str, tmp_path: Path
 ) -> None:
-    httpx.post(
-        f"{emulate}/_emulator/seed",
-        json={"messages": [{"vendor": "kommo", "id": "msg-1", "account": SCOPE}]},
-    ).raise_for_status()
+    seeds = [{"vendor": "kommo", "id": f"msg-{n}", "account": SCOPE} for n in (1, 2)]
+    httpx.post(f"{emulate}/_emulator/seed", json={"messages": seeds}).raise_for_status()
     config = tmp_path / "msgbridge.toml"
     config.write_text(
         f"""
@@ -123,15 +121,20 @@ scope_id = "{SCOPE}"
 """,
         encoding="utf-8",
     )
-    env = {"MSGBRIDGE_CONFIG": str(config), "KOMMO_CHANNEL_SECRET": SECRET}
+    env = {
+        "MSGBRIDGE_CONFIG": str(config),
+        "KOMMO_CHANNEL_SECRET": SECRET,
+        "MSGBRIDGE_STATE": str(tmp_path / "guard.sqlite3"),  # never the real home
+    }
 
-    delivered = run("send", "chats", "msg-1", "delivered", "--json", env=env)
-    assert delivered.exit_code == 0, delivered.stderr
-    assert json.loads(delivered.stdout)["outcome"] == "applied"
+    for state in ("delivered", "read"):
+        result = run("send", "chats", "msg-1", state, "--json", env=env)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["outcome"] == "applied"
     failed = run(
         "send",
         "chats",
-        "msg-1",
+        "msg-2",
         "failed",
         "--error-message",
         "Not on WhatsApp",
@@ -143,11 +146,12 @@ scope_id = "{SCOPE}"
     assert failed.exit_code == 0, failed.stderr
     assert json.loads(failed.stdout)["vendor_value"] == "-1"
 
-    message = httpx.get(f"{emulate}/_emulator/messages/kommo/msg-1").json()
-    assert message["status"] == "-1"
-    assert [change["status"] for change in message["history"]] == ["1", "-1"]
+    first = httpx.get(f"{emulate}/_emulator/messages/kommo/msg-1").json()
+    assert [change["status"] for change in first["history"]] == ["1", "2"]
+    second = httpx.get(f"{emulate}/_emulator/messages/kommo/msg-2").json()
+    assert second["status"] == "-1"
     requests = httpx.get(f"{emulate}/_emulator/requests", params={"vendor": "kommo"}).json()
-    assert [r["status"] for r in requests] == [200, 200]
+    assert [r["status"] for r in requests] == [200, 200, 200]
 
 
 def test_a_wrong_secret_in_the_environment_fails_clearly(emulate: str, tmp_path: Path) -> None:
@@ -163,7 +167,11 @@ scope_id = "{SCOPE}"
 """,
         encoding="utf-8",
     )
-    env = {"MSGBRIDGE_CONFIG": str(config), "KOMMO_CHANNEL_SECRET": "not-the-secret"}
+    env = {
+        "MSGBRIDGE_CONFIG": str(config),
+        "KOMMO_CHANNEL_SECRET": "not-the-secret",
+        "MSGBRIDGE_STATE": str(tmp_path / "guard.sqlite3"),
+    }
     result = run("send", "chats", "msg-2", "read", env=env)
     assert result.exit_code == 1
     assert "signature" in result.stdout + result.stderr
