@@ -183,6 +183,8 @@ def deliver(
                 vendor_ids=result.vendor_ids,
                 trace_id=result.trace_id,
                 vendor_status=result.vendor_status,
+                detail=result.warning,
+                dropped_fields=request.dropped,
             )
 
         error.with_context(

@@ -101,3 +101,15 @@ def test_demo_fails_when_the_bridge_lets_stale_updates_through(
     quiet = bare_cli("demo", "--messages", "300", "--seed", "5", "-q")
     assert quiet.exit_code == 1
     assert quiet.stdout.startswith("demo FAILED:")
+
+
+def test_demo_checks_highlevel_email_status(bare_cli: Cli) -> None:
+    data = bare_cli.json("demo", "--messages", "20", "--seed", "5")
+    assert data["ok"] is True
+    email = data["email_status"]
+    assert email == {
+        "ok": True,
+        "vendors": ["highlevel", "leadway", "hoop"],
+        "emails": 6,
+        "problems": [],
+    }

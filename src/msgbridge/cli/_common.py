@@ -267,6 +267,7 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
         "vendor_ids": dict(receipt.vendor_ids),
         "trace_id": receipt.trace_id,
         "detail": receipt.detail,
+        "dropped_fields": list(receipt.dropped_fields),
     }
     if receipt.error is not None:
         data["error"] = type(receipt.error).__name__
@@ -303,6 +304,8 @@ def receipt_table(receipt: Receipt) -> Table:
     ]
     if receipt.detail:
         rows.append(("detail", cell(receipt.detail)))
+    if receipt.dropped_fields:
+        rows.append(("not carried", cell(", ".join(receipt.dropped_fields))))
     for name, value in rows:
         table.add_row(name, value)
     return table

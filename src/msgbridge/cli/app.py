@@ -22,6 +22,7 @@ from msgbridge.cli.emulate_cmd import emulate
 from msgbridge.cli.outbox_cmd import outbox_app
 from msgbridge.cli.push_cmd import push
 from msgbridge.cli.send_cmd import conversation, send
+from msgbridge.cli.webhook_cmd import webhook_app
 
 __all__ = ["app", "main"]
 
@@ -75,6 +76,7 @@ app.command("push")(push)
 app.command("emulate")(emulate)
 app.command("demo")(demo)
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(webhook_app, name="webhook")
 
 
 def main(argv: list[str] | None = None) -> int:

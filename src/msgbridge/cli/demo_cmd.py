@@ -51,6 +51,7 @@ from msgbridge.cli._common import (
     out_console,
     print_json,
 )
+from msgbridge.cli.demo_email import run_email_step
 from msgbridge.cli.emulate_cmd import plugin_vendors, require_emulator
 from msgbridge.cli.push_cmd import summary_table
 from msgbridge.connection import Connection
@@ -537,6 +538,14 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run the whole provider loop instead: signed webhooks -> intake -> fake "
+            "carrier -> statuses back, with forged and replayed webhooks refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run a realistic mixed batch through the in-process emulator and check every result.
 
@@ -549,6 +558,11 @@ def demo(
     """
     configure_logging(verbose)
     require_emulator()
+    if loop:
+        from msgbridge.cli.demo_loop import loop_command
+
+        loop_command(messages, seed, quiet=quiet, as_json=as_json)
+        return
     from msgbridge.emulator import Emulator, EmulatorConfig
 
     started = time.monotonic()
@@ -626,11 +640,12 @@ def demo(
                     progress.stop()
         batch_seconds = time.monotonic() - batch_started
         mismatches, per_vendor = _verify(emu, targets, events, seeded)
+        emails = run_email_step(emu, registry, [t.vendor for t in targets])
         traffic = {t.vendor: _traffic(emu, t.vendor) for t in targets}
     total_seconds = time.monotonic() - started
     checked = sum(v["messages"] + v["conversations"] for v in per_vendor.values())
     failed = sum(c[Outcome.FAILED.value] for c in by_connection.values())
-    ok = not mismatches
+    ok = not mismatches and emails.ok
     if as_json:
         print_json(
             {
@@ -654,6 +669,7 @@ def demo(
                 },
                 "skipped_vendors": skipped,
                 "mismatches": [m.to_json() for m in mismatches[:50]],
+                "email_status": emails.to_json(),
             }
         )
     else:
@@ -663,6 +679,9 @@ def demo(
             console.print(_traffic_table(traffic))
             for line in failures:
                 console.print(f"failed: {line}", markup=False)
+            console.print(emails.summary(), markup=False)
+            for line in emails.problems[:10]:
+                console.print(f"email: {line}", markup=False)
             for mismatch in mismatches[:10]:
                 console.print(
                     f"mismatch: {mismatch.vendor} {mismatch.subject}: expected "
