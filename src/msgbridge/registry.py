@@ -108,6 +108,7 @@ class AdapterRegistry:
         self._skipped: list[PluginSource] = []
         self._sources: dict[int, PluginSource] = {}
         self._observers: list[Callable[[DeliveryAttempt], None]] = []
+        self._adapter_counts: dict[int, int] = {}
 
     # -- discovery ------------------------------------------------------------------
 
@@ -186,6 +187,7 @@ class AdapterRegistry:
         for adapter in staged:
             self._add(adapter, source)
         self._sources[id(plugin)] = source
+        self._adapter_counts[id(plugin)] = len(staged)
         return True
 
     def _own_hooks(self, plugin: object) -> dict[str, bool]:
@@ -331,8 +333,22 @@ class AdapterRegistry:
                 if PluginFailure(source, reason) not in self._failures:
                     self._fail(source, reason)
                 continue
+            if not offered and self._offers_nothing_else(impl.plugin):
+                source = self._sources.get(id(impl.plugin), PluginSource(impl.plugin_name))
+                reason = (
+                    "registers nothing: no adapter, no observer, and register_emulated_vendors "
+                    "called register() zero times"
+                )
+                if PluginFailure(source, reason) not in self._failures:
+                    self._fail(source, reason)
             vendors.extend(offered)
         return tuple(vendors)
+
+    def _offers_nothing_else(self, plugin: object) -> bool:
+        """No adapters and no observer: an empty emulator hook means an empty plugin."""
+        if self._adapter_counts.get(id(plugin), 0):
+            return False
+        return "delivery_attempted" not in self._own_hooks(plugin)
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:

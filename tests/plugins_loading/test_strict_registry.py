@@ -81,6 +81,15 @@ from msgbridge import hookimpl
 
 @hookimpl
 def register_emulated_vendors(register):
+    register(object())  # stands in for an EmulatedVendor; the emulator checks the type
+"""
+
+EMPTY_EMULATOR_HOOK = """
+from msgbridge import hookimpl
+
+
+@hookimpl
+def register_emulated_vendors(register):
     pass
 """
 
@@ -164,9 +173,20 @@ def test_plugins_that_offer_something_are_accepted(
     site: FakeSite, baseline: Baseline, source: str
 ) -> None:
     registry = _load(site, source)
+    assert registry.emulated_vendors is not None
     assert [f for f in registry.failures if f.source.name == "strict"] == []
     assert len(registry.failures) == baseline.failures
     assert registry.plugin_manager.get_plugin("strict") is not None
+
+
+def test_an_empty_emulator_hook_is_found_when_vendors_are_asked_for(site: FakeSite) -> None:
+    registry = _load(site, EMPTY_EMULATOR_HOOK)
+    assert [f for f in registry.failures if f.source.name == "strict"] == []  # not asked yet
+    assert registry.emulated_vendors is not None
+    assert registry.emulated_vendors is not None  # asked twice, recorded once
+    [failure] = [f for f in registry.failures if f.source.name == "strict"]
+    assert failure.source.distribution == "strict-plugin"
+    assert failure.reason.startswith("registers nothing: no adapter, no observer")
 
 
 def test_same_module_under_two_entry_points_is_a_failure(
