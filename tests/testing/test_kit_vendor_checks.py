@@ -177,3 +177,13 @@ def test_forbid_clock_spares_other_threads_and_logging(caplog: pytest.LogCapture
     assert len(seen) == 1
     assert attempts == []
     assert "stamps its own time" in caplog.text
+
+
+def test_forbid_clock_pauses_automatic_garbage_collection() -> None:
+    """A gc callback (hypothesis times collections) runs inside the call, not as the adapter."""
+    import gc
+
+    assert gc.isenabled()
+    with forbid_clock():
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -15,6 +15,7 @@ import asyncio
 import builtins
 import contextlib
 import datetime
+import gc
 import io
 import os
 import socket
@@ -107,8 +108,9 @@ class ClockAttempts(list[str]):
     """Clock reads attempted inside :func:`forbid_clock`, e.g. ``["datetime.now()"]``."""
 
 
-#: Callers allowed to read the clock: a log record stamps its own time.
-_CLOCK_EXEMPT = ("logging",)
+#: Callers allowed to read the clock: a log record stamps its own time, and test tooling
+#: (pytest, hypothesis, coverage) times itself, even while an adapter runs.
+_CLOCK_EXEMPT = ("logging", "_pytest", "pytest", "pluggy", "hypothesis", "coverage")
 
 #: ``time`` functions that always read a clock.
 _TIME_READS: tuple[str, ...] = (
@@ -226,8 +228,9 @@ def forbid_clock() -> Iterator[ClockAttempts]:
     ``localtime``, ``ctime``, ``strftime`` called without a time), ``datetime.now``,
     ``utcnow``, ``today`` and ``date.today``, both on the ``time`` and ``datetime``
     modules and wherever a loaded module imported them by name (``from datetime
-    import datetime``). Other threads and ``logging`` keep the real clock. An adapter
-    may catch :class:`ForbiddenClock`; the attempt is still recorded.
+    import datetime``). Other threads, ``logging`` and test tooling keep the real
+    clock, and automatic garbage collection (whose callbacks are not the adapter's) is
+    paused. An adapter may catch :class:`ForbiddenClock`; the attempt is still recorded.
     """
     guard = _Guard()
     fake_date, fake_datetime = _clock_free_types(guard)
@@ -244,6 +247,10 @@ def forbid_clock() -> Iterator[ClockAttempts]:
         **{id(getattr(time, n)): getattr(time, n) for n in (*_TIME_READS, *_TIME_DEFAULTS)},
     }
     saved: list[tuple[dict[str, Any], str, Any]] = []
+    # A garbage-collection callback (hypothesis times collections) would run inside the
+    # adapter's call without being the adapter's: no automatic collection meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for module in list(sys.modules.values()):
             namespace = getattr(module, "__dict__", None)
@@ -257,3 +264,5 @@ def forbid_clock() -> Iterator[ClockAttempts]:
     finally:
         for namespace, key, value in reversed(saved):
             namespace[key] = value
+        if collecting:
+            gc.enable()
