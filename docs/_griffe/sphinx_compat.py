@@ -11,7 +11,7 @@ docstring once the package is loaded, so the sources need not change:
   rendered somewhere in the API reference, plain code otherwise (never a broken link);
 * reST simple tables (``=====  =====`` borders) become Markdown tables;
 * a paragraph ending in ``::`` loses one colon (the indented block after it is already a
-  Markdown code block).
+  Markdown code block), and a ``::`` alone on its line (the block needs no lead-in) goes.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def _tables(text: str) -> str:
 def _rewrite(obj: griffe.Object, text: str) -> str:
     text = _ROLE.sub(lambda m: _link(obj, m), text)
     text = _tables(text)
+    text = re.sub(r"(?m)^[ \t]*::[ \t]*\n", "", text)
     return re.sub(r"(?m)(\S)::$", r"\1:", text)
 
 

@@ -27,6 +27,7 @@ from msgbridge.auth import (
 )
 from msgbridge.bridge import AsyncBridge, Bridge, Unsettled
 from msgbridge.connection import Connection
+from msgbridge.email_status import EmailEvents, EmailRecipientStatus, EmailState, EmailStatusUpdate
 from msgbridge.events import DeliveryAttempt
 from msgbridge.guard import StateGuard
 from msgbridge.hookspecs import hookimpl
@@ -54,6 +55,10 @@ __all__ = [
     "Credential",
     "DeliveryAttempt",
     "DeliveryState",
+    "EmailEvents",
+    "EmailRecipientStatus",
+    "EmailState",
+    "EmailStatusUpdate",
     "Fidelity",
     "HeaderToken",
     "MemoryTokenStore",

@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 
 from msgbridge._delivery import Delivery
-from msgbridge.errors import InvalidStatus, MessagingError
+from msgbridge.email_status import EmailStatusUpdate
+from msgbridge.errors import InvalidStatus, MessagingError, UnexpectedError
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, Outcome, Receipt
 from msgbridge.ratelimit import SlidingWindowLimiter
 
@@ -37,7 +38,7 @@ LIMITER_POLL = 0.05
 #: What a runner sends back for :class:`Pull` when the input is exhausted.
 END: Any = object()
 
-Update = MessageStatus | ConversationUpdate
+Update = MessageStatus | ConversationUpdate | EmailStatusUpdate
 
 
 @attrs.define(eq=False)
@@ -80,7 +81,7 @@ def failed_receipt(error: MessagingError, *, connection: str, update: object) ->
     state = update.state if isinstance(update, MessageStatus) else None
     subject = (
         update.message_id
-        if isinstance(update, MessageStatus)
+        if isinstance(update, (MessageStatus, EmailStatusUpdate))
         else update.conversation_id
         if isinstance(update, ConversationUpdate)
         else ""
@@ -181,6 +182,8 @@ class _Queues:
 def _key(connection: str, update: Update) -> tuple[str, str, str]:
     if isinstance(update, MessageStatus):
         return (connection, "status", update.message_id)
+    if isinstance(update, EmailStatusUpdate):
+        return (connection, "email", update.message_id)
     return (connection, "conversation", update.conversation_id)
 
 
@@ -223,10 +226,10 @@ def batch_steps(
                 )
                 continue
             connection, update = raw
-            if not isinstance(update, (MessageStatus, ConversationUpdate)):
+            if not isinstance(update, (MessageStatus, ConversationUpdate, EmailStatusUpdate)):
                 error = InvalidStatus(
-                    f"batch item {item_index}: expected a MessageStatus or ConversationUpdate, "
-                    f"got {type(update).__name__}",
+                    f"batch item {item_index}: expected a MessageStatus, ConversationUpdate "
+                    f"or EmailStatusUpdate, got {type(update).__name__}",
                     connection=connection,
                 )
                 yield Emit(
@@ -292,7 +295,12 @@ def batch_steps(
             pending -= 1
             if isinstance(outcome, MessagingError):
                 receipt = failed_receipt(outcome, connection=item.connection, update=item.update)
-            elif isinstance(outcome, BaseException):
+            elif isinstance(outcome, Exception):  # a bug below the runner: contained too
+                unexpected = UnexpectedError(
+                    f"delivering this update raised {type(outcome).__name__}: {outcome}"
+                )
+                receipt = failed_receipt(unexpected, connection=item.connection, update=item.update)
+            elif isinstance(outcome, BaseException):  # KeyboardInterrupt, SystemExit
                 raise outcome
             else:
                 receipt = outcome

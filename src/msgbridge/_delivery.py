@@ -183,6 +183,8 @@ def deliver(
                 vendor_ids=result.vendor_ids,
                 trace_id=result.trace_id,
                 vendor_status=result.vendor_status,
+                detail=result.warning,
+                dropped_fields=request.dropped,
             )
 
         error.with_context(
@@ -204,9 +206,20 @@ def deliver(
             )
         if delay is None:
             error.attempts = attempt
-            log.warning("msgbridge: giving up after %d attempt(s): %s", attempt, error)
+            log.warning(
+                "msgbridge: giving up after %d attempt(s): %s",
+                attempt,
+                error,
+                extra=_log_context(job),
+            )
             raise error
-        log.info("msgbridge: attempt %d failed (%s); retrying in %.2fs", attempt, error, delay)
+        log.info(
+            "msgbridge: attempt %d failed (%s); retrying in %.2fs",
+            attempt,
+            error,
+            delay,
+            extra=_log_context(job),
+        )
         yield Sleep(delay, error)
 
 
@@ -261,6 +274,15 @@ def _refresh(
         yield Release(lock)
         raise unexpected(f"credential {type(credential).__name__}", exc) from exc
     yield Release(lock)
+
+
+def _log_context(job: Delivery) -> dict[str, str]:
+    """``extra`` for log records, so handlers (JSON, OpenTelemetry) get structured fields."""
+    return {
+        "connection": job.connection,
+        "adapter": job.adapter.id,
+        "subject_id": job.request.subject_id,
+    }
 
 
 def _event(

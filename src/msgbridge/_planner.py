@@ -21,6 +21,7 @@ from msgbridge._delivery import Delivery, Sleep, deliver
 from msgbridge._sequencing import MessagePolicy
 from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
 from msgbridge.connection import Connection
+from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
@@ -126,9 +127,17 @@ class Planner:
             requests, per_seconds = budget.requests, budget.per_seconds
         try:
             return SlidingWindowLimiter(requests, per_seconds)
-        except ValueError as exc:
+        except (ValueError, ConfigurationError) as exc:
+            where = (
+                "rate_limit"
+                if connection.rate_limit is not None
+                else (f"adapter {adapter.id!r}'s default rate budget")
+            )
+            message = exc.message if isinstance(exc, ConfigurationError) else str(exc)
             raise ConfigurationError(
-                f"rate_limit of connection {connection.name!r}: {exc}", key="rate_limit"
+                f"{where} of connection {connection.name!r}: {message}",
+                key="rate_limit",
+                connection=connection.name,
             ) from None
 
     def remove_connection(self, name: str) -> None:
@@ -244,9 +253,85 @@ class Planner:
             key=(name, "conversation", update.conversation_id),
         )
 
-    def plan(self, name: str, update: MessageStatus | ConversationUpdate) -> Receipt | Delivery:
+    def plan_email_status(self, name: str, update: EmailStatusUpdate) -> Delivery:
+        """Like a conversation update: no state guard (the vendor overwrites the status
+        and adds the counters), one at a time per email."""
+        bound = self.connection(name)
+        adapter = bound.adapter
+        if not isinstance(update, EmailStatusUpdate):
+            raise InvalidStatus(
+                f"expected an EmailStatusUpdate, got {type(update).__name__}", connection=name
+            )
+        if Operation.UPDATE_EMAIL_STATUS not in adapter.capabilities.operations:
+            raise UnsupportedOperation(
+                f"adapter {adapter.id!r} cannot update email statuses",
+                connection=name,
+                adapter=adapter.id,
+                subject_id=update.message_id,
+            )
+        try:
+            request = adapter.prepare_email_status(update, bound.settings)
+        except MessagingError as exc:
+            raise exc.with_context(connection=name, adapter=adapter.id) from None
+        except Exception as exc:  # an adapter bug still ends in a typed error
+            raise ConfigurationError(
+                f"adapter {adapter.id!r} failed to prepare the request: "
+                f"{type(exc).__name__}: {exc}",
+                connection=name,
+                adapter=adapter.id,
+            ) from exc
+        return Delivery(
+            connection=name,
+            adapter=adapter,
+            request=request,
+            credential=bound.connection.credentials,
+            key=(name, "email", update.message_id),
+        )
+
+    def plan_inbound(self, name: str, message: Any) -> Delivery:
+        """A contact's message to publish: guard-free (it is not a status), and keyed by
+        the message's own id so two publishes of one message go one after the other."""
+        from msgbridge.inbound.model import IncomingMessage
+
+        bound = self.connection(name)
+        adapter = bound.adapter
+        if not isinstance(message, IncomingMessage):
+            raise InvalidStatus(
+                f"expected an IncomingMessage, got {type(message).__name__}", connection=name
+            )
+        if Operation.PUBLISH_INBOUND not in adapter.capabilities.operations:
+            raise UnsupportedOperation(
+                f"adapter {adapter.id!r} cannot publish incoming messages",
+                connection=name,
+                adapter=adapter.id,
+                subject_id=message.message_id,
+            )
+        try:
+            request = adapter.prepare_inbound(message, bound.settings)
+        except MessagingError as exc:
+            raise exc.with_context(connection=name, adapter=adapter.id) from None
+        except Exception as exc:  # an adapter bug still ends in a typed error
+            raise ConfigurationError(
+                f"adapter {adapter.id!r} failed to prepare the request: "
+                f"{type(exc).__name__}: {exc}",
+                connection=name,
+                adapter=adapter.id,
+            ) from exc
+        return Delivery(
+            connection=name,
+            adapter=adapter,
+            request=request,
+            credential=bound.connection.credentials,
+            key=(name, "inbound", message.message_id),
+        )
+
+    def plan(
+        self, name: str, update: MessageStatus | ConversationUpdate | EmailStatusUpdate
+    ) -> Receipt | Delivery:
         if isinstance(update, ConversationUpdate):
             return self.plan_conversation(name, update)
+        if isinstance(update, EmailStatusUpdate):
+            return self.plan_email_status(name, update)
         return self.plan_status(name, update)
 
     def steps(self, job: Delivery) -> Any:

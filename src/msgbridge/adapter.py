@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import abc
 import enum
-import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import attrs
 
+from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
@@ -26,11 +26,15 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.validation import check_url
 
 if TYPE_CHECKING:
     from msgbridge.auth import Credential, TokenStore
+    from msgbridge.inbound.model import IncomingMessage
+    from msgbridge.inbound.verify import WebhookVerifier
 
 __all__ = [
+    "OPTIONAL_STATUS_FIELDS",
     "Adapter",
     "AdapterDefaults",
     "Capabilities",
@@ -44,6 +48,7 @@ __all__ = [
     "StateMapping",
     "VendorResult",
     "check_base_url",
+    "dropped_fields",
     "path_segment",
 ]
 
@@ -51,8 +56,12 @@ __all__ = [
 class Operation(str, enum.Enum):
     UPDATE_STATUS = "update_status"
     UPDATE_CONVERSATION = "update_conversation"
+    #: An email's delivery events and per-recipient statuses (HighLevel v3).
+    UPDATE_EMAIL_STATUS = "update_email_status"
     #: A credential renewing its access token (not an adapter operation; seen in events).
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - an operation name, not a secret
+    #: Publish a contact's message into the CRM (``prepare_inbound``).
+    PUBLISH_INBOUND = "publish_inbound"
 
 
 class Fidelity(str, enum.Enum):
@@ -123,6 +132,11 @@ class RateFeedback:
     maximum: int | None = None
     #: Length of the vendor's window, in seconds.
     window: float | None = None
+    #: Requests left today (HighLevel ``X-RateLimit-Daily-Remaining``, HubSpot
+    #: ``X-HubSpot-RateLimit-Daily-Remaining``), when the vendor says.
+    daily_remaining: int | None = None
+    #: The vendor's daily cap, when it says.
+    daily_maximum: int | None = None
 
 
 @attrs.frozen
@@ -130,6 +144,10 @@ class AdapterDefaults:
     base_url: str
     rate_budget: RateBudget
     version: str | None = None
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -145,6 +163,10 @@ class RequestSpec:
     subject_id: str = ""
     #: Adapter-private facts carried from ``prepare`` to ``interpret``; never sent.
     context: Mapping[str, Any] = attrs.field(factory=dict)
+    #: Neutral fields the caller gave that this vendor cannot carry (e.g.
+    #: ``"email_message_id"``, ``"error.code"``); copied into the receipt so nothing is
+    #: lost silently.
+    dropped: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     def body_bytes(self) -> bytes | None:
         if self.json is None:
@@ -249,6 +271,9 @@ class VendorResult:
     trace_id: str | None = None
     #: The status the vendor reports after the update, when it says.
     vendor_status: str | None = None
+    #: Set when the vendor applied the update but its answer was not what its docs say
+    #: (e.g. a 2xx body that cannot be read): the update is still applied, never failed.
+    warning: str | None = None
 
 
 def path_segment(field: str, value: str) -> str:
@@ -258,33 +283,35 @@ def path_segment(field: str, value: str) -> str:
     return quote(value, safe="")
 
 
+#: The optional content of a :class:`~msgbridge.model.MessageStatus` that a vendor may
+#: have no place for (addressing and ordering fields are not content).
+OPTIONAL_STATUS_FIELDS = ("email_message_id", "recipients", "error.code", "error.kind")
+
+
+def dropped_fields(update: MessageStatus, *, carried: Iterable[str]) -> tuple[str, ...]:
+    """Which of :data:`OPTIONAL_STATUS_FIELDS` *update* gives and the vendor does not
+    carry; put them in ``RequestSpec.dropped`` so the receipt says so."""
+    keep = set(carried)
+    unknown = keep.difference(OPTIONAL_STATUS_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {OPTIONAL_STATUS_FIELDS}")
+    error = update.error
+    given = {
+        "email_message_id": update.email_message_id is not None,
+        "recipients": bool(update.recipients),
+        "error.code": error is not None and error.code is not None,
+        "error.kind": error is not None and error.kind is not None,
+    }
+    return tuple(name for name in OPTIONAL_STATUS_FIELDS if given[name] and name not in keep)
+
+
 def check_base_url(value: str, *, key: str = "base_url") -> str:
-    """Refuse base URLs that would leak tokens: plain http is allowed only on loopback."""
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigurationError(
-            f"{key} must be an absolute http(s) URL such as 'https://api.example.com', "
-            f"got {value!r}",
-            key=key,
-        )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"{key} must not have a query or fragment", key=key)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"{key} uses plain http on a non-loopback host ({parts.hostname}); tokens would "
-            "travel unencrypted. Use https, or http only on localhost/127.0.0.1/::1",
-            key=key,
-        )
-    return value.rstrip("/")
+    """A base URL without its trailing ``/``, refused if it would leak tokens.
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    The :func:`msgbridge.validation.check_url` rules: https (plain http only on
+    loopback), no ``user:password@``, no query or fragment, printable ASCII.
+    """
+    return check_url(value, key=key).rstrip("/")
 
 
 S = TypeVar("S")
@@ -321,6 +348,22 @@ class Adapter(abc.ABC, Generic[S]):
         raise UnsupportedOperation(
             f"adapter {self.id!r} cannot update conversations", adapter=self.id
         )
+
+    def prepare_email_status(self, update: EmailStatusUpdate, settings: S) -> RequestSpec:
+        """Describe the request that reports an email's status (``UPDATE_EMAIL_STATUS``)."""
+        raise UnsupportedOperation(
+            f"adapter {self.id!r} cannot update email statuses", adapter=self.id
+        )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: S) -> RequestSpec:
+        """Describe the request that publishes a contact's *message* (optional)."""
+        raise UnsupportedOperation(
+            f"adapter {self.id!r} cannot publish incoming messages", adapter=self.id
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> WebhookVerifier:
+        """A verifier for this vendor's webhooks, configured by *options* (optional)."""
+        raise UnsupportedOperation(f"adapter {self.id!r} does not verify webhooks", adapter=self.id)
 
     @abc.abstractmethod
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 import attrs
 
-from msgbridge.adapter import Operation, PreparedRequest, ResponseView, check_base_url
+from msgbridge.adapter import Operation, PreparedRequest, ResponseView
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,6 +41,7 @@ from msgbridge.errors import (
     RateLimited,
     VendorUnavailable,
 )
+from msgbridge.validation import check_token_url
 
 __all__ = [
     "BearerToken",
@@ -318,18 +319,6 @@ _FORM_HEADERS = {
 _GRANT_GONE = frozenset(
     {"invalid_grant", "bad_refresh_token", "invalid_client", "unauthorized_client"}
 )
-
-
-def check_token_url(value: str, *, key: str = "token_url") -> str:
-    """A token endpoint the client secret may be posted to: https unless loopback, no
-    userinfo, no query or fragment."""
-    if not isinstance(value, str) or "@" in value.split("//", 1)[-1].split("/", 1)[0]:
-        raise ConfigurationError(
-            f"{key} must be an https URL without user:password@ (credentials go in the "
-            "form, never in the URL)",
-            key=key,
-        )
-    return check_base_url(value, key=key)
 
 
 class RefreshingOAuth(RefreshingCredential):

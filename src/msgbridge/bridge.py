@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -25,7 +26,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -36,6 +37,7 @@ from msgbridge._planner import BoundConnection, Planner
 from msgbridge.adapter import PreparedRequest, ResponseView
 from msgbridge.auth import RefreshLock
 from msgbridge.connection import Connection
+from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Receipt
@@ -43,12 +45,15 @@ from msgbridge.registry import AdapterRegistry
 from msgbridge.retry import RetryPolicy
 from msgbridge.senders import AsyncHttpxSender, AsyncSender, HttpxSender, SyncSender
 
+if TYPE_CHECKING:
+    from msgbridge.inbound.model import IncomingMessage
+
 __all__ = ["AsyncBridge", "BoundConnection", "Bridge", "Fence", "Unsettled"]
 
 log = logging.getLogger("msgbridge")
 
 #: What ``update_many`` takes: a connection name and an update.
-BatchInput = tuple[str, MessageStatus | ConversationUpdate]
+BatchInput = tuple[str, MessageStatus | ConversationUpdate | EmailStatusUpdate]
 
 #: Called with a connection name right before every HTTP attempt for it; raising
 #: :class:`~msgbridge.errors.LeaseLost` (or any MessagingError) stops that attempt.
@@ -198,6 +203,19 @@ class Bridge(_BridgeBase):
     def update_conversation(self, connection: str, update: ConversationUpdate) -> Receipt:
         self._check_open()
         return self._deliver(self._planner.plan_conversation(connection, update))
+
+    def update_email_status(self, connection: str, update: EmailStatusUpdate) -> Receipt:
+        """Report an email's status, event counters and recipient outcomes (adapters
+        with ``Operation.UPDATE_EMAIL_STATUS``, e.g. HighLevel's v3 call)."""
+        self._check_open()
+        return self._deliver(self._planner.plan_email_status(connection, update))
+
+    def publish_inbound(self, connection: str, message: IncomingMessage) -> Receipt:
+        """Publish a contact's *message* into the CRM (retries and rate limits as for
+        statuses; no state guard). HubSpot de-duplicates retries by a derived
+        ``integrationIdempotencyId``; see the adapters' docs for HighLevel."""
+        self._check_open()
+        return self._deliver(self._planner.plan_inbound(connection, message))
 
     def update_many(
         self,
@@ -433,6 +451,16 @@ class AsyncBridge(_BridgeBase):
         self._check_open()
         return await self._deliver(self._planner.plan_conversation(connection, update))
 
+    async def update_email_status(self, connection: str, update: EmailStatusUpdate) -> Receipt:
+        """Report an email's status, event counters and recipient outcomes."""
+        self._check_open()
+        return await self._deliver(self._planner.plan_email_status(connection, update))
+
+    async def publish_inbound(self, connection: str, message: IncomingMessage) -> Receipt:
+        """:meth:`Bridge.publish_inbound` for async code."""
+        self._check_open()
+        return await self._deliver(self._planner.plan_inbound(connection, message))
+
     def update_many(
         self,
         items: Iterable[BatchInput] | AsyncIterable[BatchInput],
@@ -459,13 +487,7 @@ class AsyncBridge(_BridgeBase):
         pull: Callable[[], Awaitable[Any]],
         on_unsettled: Callable[[list[Unsettled]], None] | None,
     ) -> AsyncIterator[Receipt]:
-        running: dict[asyncio.Task[Receipt], BatchItem] = {}
-        sent: set[int] = set()
-        # Finished tasks announce themselves here: O(1) per completion, where
-        # asyncio.wait() would re-arm a callback on every running task each time.
-        finished: asyncio.Queue[asyncio.Task[Receipt]] = asyncio.Queue()
-        done_callback = finished.put_nowait
-        create_task = asyncio.get_running_loop().create_task
+        crew = _Crew(self._deliver)
         completed = False
         try:
             reply: Any = None
@@ -474,51 +496,23 @@ class AsyncBridge(_BridgeBase):
                 reply = None
                 kind = type(step)
                 if kind is Start:
-                    item = step.item
-                    task = create_task(self._deliver(step.job, step.reserved, sent, item.index))
-                    task.add_done_callback(done_callback)
-                    running[task] = item
+                    crew.start(step)
                 elif kind is Emit:
                     yield step.receipt
                 elif kind is Wait:
-                    reply = await self._completions(running, finished, step.timeout)
+                    if crew.busy:
+                        reply = await crew.completions(step.timeout)
+                    else:
+                        await self._sleep(step.timeout or 0.0)
+                        reply = []
                 else:  # Pull
                     reply = await pull()
         except StopIteration:
             completed = True
         finally:
+            unsettled = crew.stop()
             if not completed:
-                unsettled = [
-                    Unsettled(item.index, item.connection, item.key[2])
-                    for item in running.values()
-                    if item.index in sent
-                ]
-                for task in running:
-                    task.cancel()
                 _report_unsettled(unsettled, on_unsettled)
-
-    async def _completions(
-        self,
-        running: dict[asyncio.Task[Receipt], BatchItem],
-        finished: asyncio.Queue[asyncio.Task[Receipt]],
-        timeout: float | None,
-    ) -> list[tuple[BatchItem, Receipt | BaseException]]:
-        """Wait for at least one finished delivery (or the timeout); take all that are."""
-        if not running:
-            await self._sleep(timeout or 0.0)
-            return []
-        done: list[asyncio.Task[Receipt]] = []
-        if finished.empty():
-            if timeout is None:
-                done.append(await finished.get())  # no timer task on the hot path
-            else:
-                try:
-                    done.append(await asyncio.wait_for(finished.get(), timeout))
-                except asyncio.TimeoutError:
-                    return []
-        while not finished.empty():
-            done.append(finished.get_nowait())
-        return [(running.pop(t), _outcome(t)) for t in done if t in running]
 
     async def _deliver(
         self,
@@ -616,6 +610,97 @@ class AsyncBridge(_BridgeBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _Crew:
+    """The async ``update_many``'s workers: at most one coroutine per in-flight slot, each
+    taking the next started delivery itself, so an update costs no task, no done-callback
+    and no queue hop; the scheduler is woken once per batch of completions."""
+
+    def __init__(
+        self, deliver: Callable[[Delivery, bool, set[int], int], Awaitable[Receipt]]
+    ) -> None:
+        self._deliver = deliver
+        self._loop = asyncio.get_running_loop()
+        self._jobs: deque[Start] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._workers: list[asyncio.Task[None]] = []
+        self._done: list[tuple[BatchItem, Receipt | BaseException]] = []
+        self._wake: asyncio.Future[None] | None = None
+        #: Deliveries a worker holds, and the indices of those whose request went out.
+        self._holding: dict[int, BatchItem] = {}
+        self.sent: set[int] = set()
+        self.busy = 0
+
+    def start(self, step: Start) -> None:
+        self.busy += 1
+        self._jobs.append(step)
+        while self._idle:
+            waiting = self._idle.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
+                return
+        if len(self._workers) < self.busy:
+            self._workers.append(self._loop.create_task(self._work()))
+
+    async def _work(self) -> None:
+        jobs, holding, done = self._jobs, self._holding, self._done
+        while True:
+            if not jobs:
+                waiting = self._loop.create_future()
+                self._idle.append(waiting)
+                await waiting
+                continue
+            step = jobs.popleft()
+            item = step.item
+            holding[item.index] = item
+            try:
+                outcome: Receipt | BaseException = await self._deliver(
+                    step.job, step.reserved, self.sent, item.index
+                )
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # contained: the scheduler turns it into a receipt
+                outcome = exc
+            del holding[item.index]
+            done.append((item, outcome))
+            wake = self._wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+
+    async def completions(
+        self, timeout: float | None
+    ) -> list[tuple[BatchItem, Receipt | BaseException]]:
+        """At least one finished delivery (or none after *timeout*); all that are."""
+        if not self._done:
+            wake = self._wake = self._loop.create_future()
+            timer = None if timeout is None else self._loop.call_later(timeout, _wake_up, wake)
+            try:
+                await wake
+            finally:
+                self._wake = None
+                if timer is not None:
+                    timer.cancel()
+        finished = self._done[:]
+        self._done.clear()  # in place: workers hold a reference to this list
+        self.busy -= len(finished)
+        return finished
+
+    def stop(self) -> list[Unsettled]:
+        """Cancel every worker; what they held and had sent is unsettled."""
+        unsettled = [
+            Unsettled(item.index, item.connection, item.key[2])
+            for item in self._holding.values()
+            if item.index in self.sent
+        ]
+        for worker in self._workers:
+            worker.cancel()
+        return unsettled
+
+
+def _wake_up(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
 
 
 _NOT_SENT = object()

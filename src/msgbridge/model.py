@@ -19,6 +19,7 @@ from msgbridge.errors import InvalidStatus
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_UNREAD_COUNT",
     "ConversationUpdate",
     "DeliveryState",
     "MessageStatus",
@@ -33,6 +34,9 @@ __all__ = [
 MAX_ID_LENGTH = 256
 #: Longest error text accepted in a :class:`StatusError`.
 MAX_ERROR_MESSAGE_LENGTH = 4096
+#: Largest ``unread_count``. HighLevel's schema says only "number"; we assume a signed
+#: 32-bit integer (the common bound for counters in JSON APIs), so 2**31 is refused.
+MAX_UNREAD_COUNT = 2**31 - 1
 
 
 class DeliveryState(str, enum.Enum):
@@ -87,7 +91,14 @@ class Outcome(str, enum.Enum):
 
 
 def check_identifier(field: str, value: object) -> None:
-    """Refuse ids that cannot be one honest URL path segment."""
+    """Refuse ids that cannot be one honest URL path segment.
+
+    Refused: non-strings, empty or padded with whitespace, longer than
+    :data:`MAX_ID_LENGTH`, ``.``/``..``, control characters (category Cc), lone
+    surrogates (Cs: not encodable, so they would fail at storage or send time) and
+    format characters (Cf: bidi overrides such as U+202E, zero-width U+200B-U+200F,
+    BOM U+FEFF), which make one id look like another in logs and UIs.
+    """
     if not isinstance(value, str):
         raise InvalidStatus(f"{field} must be a string, got {type(value).__name__}", field=field)
     if not value.strip():
@@ -99,10 +110,37 @@ def check_identifier(field: str, value: object) -> None:
         )
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidStatus(f"{field} must not contain control characters", field=field)
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            raise InvalidStatus(
+                f"{field} contains a lone surrogate U+{ord(ch):04X}, which is not text "
+                "(often a broken JSON \\u escape); ids must be valid Unicode",
+                field=field,
+            )
+        if category == "Cf":
+            raise InvalidStatus(
+                f"{field} contains the invisible format character U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'unnamed')}); bidi controls, zero-width characters "
+                "and BOM are refused because they spoof logs and UIs",
+                field=field,
+            )
     if value in {".", ".."}:
         raise InvalidStatus(f"{field} must not be '.' or '..' (a path traversal)", field=field)
     if value != value.strip():
         raise InvalidStatus(f"{field} must not start or end with whitespace", field=field)
+
+
+def _check_encodable(field: str, value: str) -> None:
+    """Refuse lone surrogates in free text: they cannot be encoded as UTF-8, so they
+    would fail at storage or send time instead of here."""
+    for ch in value:
+        if unicodedata.category(ch) == "Cs":
+            raise InvalidStatus(
+                f"{field} contains a lone surrogate U+{ord(ch):04X}, which is not text "
+                "(often a broken JSON \\u escape)",
+                field=field,
+            )
 
 
 def _id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -154,6 +192,7 @@ def _recipients(value: Iterable[str] | None) -> tuple[str, ...]:
             raise InvalidStatus(
                 f"recipients must be non-empty strings, got {item!r}", field="recipients"
             )
+        _check_encodable("recipients", item)
     return items
 
 
@@ -176,6 +215,7 @@ class StatusError:
                 f"{MAX_ERROR_MESSAGE_LENGTH} are allowed",
                 field="error.message",
             )
+        _check_encodable("error.message", value)
 
     @code.validator
     @kind.validator
@@ -185,6 +225,8 @@ class StatusError:
                 f"error.{attribute.name} must be a non-empty string or None",
                 field=f"error.{attribute.name}",
             )
+        if value is not None:
+            _check_encodable(f"error.{attribute.name}", value)
 
 
 @attrs.frozen
@@ -237,9 +279,10 @@ class ConversationUpdate:
                 f"unread_count must be an integer, got {type(value).__name__}",
                 field="unread_count",
             )
-        if value < 0:
+        if not 0 <= value <= MAX_UNREAD_COUNT:
             raise InvalidStatus(
-                f"unread_count must be zero or more, got {value}", field="unread_count"
+                f"unread_count must be from 0 to {MAX_UNREAD_COUNT} (2**31 - 1), got {value}",
+                field="unread_count",
             )
 
     @starred.validator
@@ -259,6 +302,10 @@ class ConversationUpdate:
 
 def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -289,6 +336,9 @@ class Receipt:
     index: int | None = None
     #: The exception behind a ``FAILED`` outcome in a batch; never carries secrets.
     error: Exception | None = attrs.field(default=None, eq=False, repr=False)
+    #: Neutral fields the caller gave that the vendor could not carry (e.g.
+    #: ``("email_message_id", "error.code")`` for HubSpot): applied, but not all of it.
+    dropped_fields: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
     @property
     def ok(self) -> bool:

@@ -368,7 +368,13 @@ class AdapterRegistry:
                 impl.function(event=event)
             except Exception:
                 log.exception(
-                    "msgbridge: delivery_attempted observer %s raised; ignored", impl.plugin_name
+                    "msgbridge: delivery_attempted observer %s raised; ignored",
+                    impl.plugin_name,
+                    extra={
+                        "connection": event.connection,
+                        "adapter": event.adapter,
+                        "subject_id": event.subject_id,
+                    },
                 )
 
     def add_observer(self, observer: Callable[[DeliveryAttempt], None]) -> bool:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable
 
 import attrs
 
-from msgbridge.errors import ConfigurationError, MessagingError
+from msgbridge.errors import MessagingError
+from msgbridge.validation import check_number
 
 __all__ = ["RetryPolicy"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ConfigurationError(f"{attribute.name} must be zero or more", key=attribute.name)
+#: Longest backoff or vendor wait a policy may ask for: one week.
+MAX_WAIT = 7 * 24 * 3600.0
+#: Largest deadline: about 31,700 years, i.e. "no deadline" (the outbox's own policy).
+MAX_DEADLINE = 1e12
+#: Most attempts a policy may make.
+MAX_ATTEMPTS = 10_000
+
+
+def _seconds(maximum: float) -> Callable[[object, attrs.Attribute[float], object], None]:
+    def check(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+        check_number(value, key=attribute.name, minimum=0.0, maximum=maximum)
+
+    return check
 
 
 @attrs.frozen
@@ -23,33 +36,45 @@ class RetryPolicy:
     A vendor's own wait (``Retry-After``, rate-limit headers, HighLevel's provider race)
     wins over the computed backoff. Waits longer than ``max_retry_after`` or past the
     ``deadline`` are not waited for: the error is raised instead.
+
+    Ranges (anything else, ``inf``, ``nan`` and booleans included, is a
+    :class:`~msgbridge.errors.ConfigurationError` naming the field): ``max_attempts``
+    1 to 10,000; ``initial_backoff``, ``max_backoff`` and ``max_retry_after`` 0 to one
+    week (604,800 s); ``multiplier`` 0 to 1,000; ``jitter`` 0 to 1; ``deadline`` 0 to
+    10**12 s (no deadline in practice).
     """
 
     max_attempts: int = attrs.field(default=5)
-    initial_backoff: float = attrs.field(default=0.5, validator=_positive)
-    max_backoff: float = attrs.field(default=30.0, validator=_positive)
-    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    initial_backoff: float = attrs.field(default=0.5, validator=_seconds(MAX_WAIT))
+    max_backoff: float = attrs.field(default=30.0, validator=_seconds(MAX_WAIT))
+    multiplier: float = attrs.field(default=2.0)
     #: Fraction of each backoff that is random (0 = none, 1 = "full jitter").
     jitter: float = attrs.field(default=0.5)
     #: Seconds from the first attempt after which no new attempt starts.
-    deadline: float = attrs.field(default=60.0, validator=_positive)
-    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
+    deadline: float = attrs.field(default=60.0, validator=_seconds(MAX_DEADLINE))
+    max_retry_after: float = attrs.field(default=60.0, validator=_seconds(MAX_WAIT))
+
+    @multiplier.validator
+    def _check_multiplier(self, _: attrs.Attribute[float], value: object) -> None:
+        check_number(value, key="multiplier", minimum=0.0, maximum=1000.0)
 
     @jitter.validator
-    def _check_jitter(self, _: attrs.Attribute[float], value: float) -> None:
-        if not 0 <= value <= 1:
-            raise ConfigurationError(
-                f"jitter is the random fraction of each backoff: 0 to 1, got {value}", key="jitter"
-            )
+    def _check_jitter(self, _: attrs.Attribute[float], value: object) -> None:
+        check_number(value, key="jitter", minimum=0.0, maximum=1.0)
 
     @max_attempts.validator
-    def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
-        if value < 1:
-            raise ConfigurationError("max_attempts must be at least 1", key="max_attempts")
+    def _check_attempts(self, _: attrs.Attribute[int], value: object) -> None:
+        check_number(value, key="max_attempts", minimum=1, maximum=MAX_ATTEMPTS, integer=True)
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """The wait before retry *retry_number* (1 for the first retry)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry_number - 1))
+        if self.initial_backoff == 0:
+            return 0.0
+        try:
+            grown = self.initial_backoff * self.multiplier ** (retry_number - 1)
+        except OverflowError:  # 2.0 ** 1024 on a policy with thousands of attempts
+            grown = math.inf
+        base = min(self.max_backoff, grown)
         return base * (1 - self.jitter) + base * self.jitter * rng.random()
 
     def delay(

@@ -1,4 +1,5 @@
-"""Pure helpers for adapter authors: reading vendor answers and mapping errors.
+"""Pure helpers for adapter authors: reading vendor answers, mapping errors, and
+checking settings (the :mod:`msgbridge.validation` helpers, re-exported here).
 
 Public so third-party adapters reuse what the built-ins use instead of rewriting it.
 Nothing here does I/O or reads a clock.
@@ -28,14 +29,30 @@ from msgbridge.errors import (
     VendorUnavailable,
 )
 from msgbridge.strict import exact_scalar_hooks
+from msgbridge.validation import (
+    ascii_pattern,
+    check_header_value,
+    check_number,
+    check_pattern,
+    check_token_url,
+    check_url,
+    redact_url,
+)
 
 __all__ = [
+    "ascii_pattern",
+    "check_header_value",
+    "check_number",
+    "check_pattern",
+    "check_token_url",
+    "check_url",
     "error_for_status",
     "int_header",
     "joined_message",
     "lenient_converter",
     "parse_retry_after",
     "read_model",
+    "redact_url",
 ]
 
 T = TypeVar("T")

@@ -145,7 +145,9 @@ class _HighLevelFamily(AdapterConformance):
     settings = {"location_id": "loc-conformance"}
     error_bodies = HIGHLEVEL_ERRORS
     success_body = HIGHLEVEL_SUCCESS
-    required_success_fields = ("conversationId", "messageId")
+    # Only messageId: without it (and without GMB's messageIds) the answer is applied
+    # with a warning; conversationId is not needed to report the update.
+    required_success_fields = ("messageId",)
     # The docs say every response carries a traceId; the header spelling is assumed.
     trace_id_header = "traceId"
     rate_limit_headers = {

@@ -36,7 +36,6 @@ from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidStatus,
-    MalformedResponse,
     MessagingError,
     NotFound,
     PermissionDenied,
@@ -273,7 +272,12 @@ def test_description(variant: str) -> None:
     assert adapter.id == variant
     assert adapter.variant_of == (None if variant == "highlevel" else "highlevel")
     assert adapter.capabilities.operations == frozenset(
-        {Operation.UPDATE_STATUS, Operation.UPDATE_CONVERSATION}
+        {
+            Operation.UPDATE_STATUS,
+            Operation.UPDATE_CONVERSATION,
+            Operation.UPDATE_EMAIL_STATUS,
+            Operation.PUBLISH_INBOUND,
+        }
     )
     assert dict(adapter.capabilities.states) == {
         DeliveryState.PENDING: StateMapping(Fidelity.EXACT, "pending"),
@@ -508,23 +512,60 @@ def test_trace_id_from_body_or_header() -> None:
     assert _answer("highlevel", 200, both, headers=header).trace_id == "from-body"
 
 
+# A 2xx means HighLevel applied the update: it is never reported failed, whatever the
+# body looks like (issue 13). What the body lacks becomes a warning in the receipt.
+
+#: Seed 000 (HighLevel's update-message-status page): "When sending via the GMB channel,
+#: we will be returning list of messageIds instead of single messageId".
+GMB_ANSWER = {"conversationId": "ABC12h2F6uBrIkfXYazb", "messageIds": ["m-1", "m-2"]}
+
+
+@pytest.mark.parametrize("variant", list(ADAPTERS))
+def test_gmb_message_ids_instead_of_message_id_is_applied(variant: str) -> None:
+    assert _answer(variant, 200, GMB_ANSWER) == VendorResult(
+        200,
+        {"conversationId": "ABC12h2F6uBrIkfXYazb", "messageIds.0": "m-1", "messageIds.1": "m-2"},
+    )
+
+
+def test_message_id_alone_is_enough() -> None:
+    assert _answer("highlevel", 200, {"messageId": "m1"}) == VendorResult(200, {"messageId": "m1"})
+
+
 @pytest.mark.parametrize(
-    ("body", "problem"),
+    ("body", "warning"),
     [
-        ({"conversationId": "c1"}, "messageId"),
-        ({"messageId": "m1"}, "conversationId"),
+        ({"conversationId": "c1"}, "without messageId or messageIds"),
+        ({"conversationId": "c1", "messageId": None}, "without messageId or messageIds"),
         ({"conversationId": "c1", "messageId": "m1", "forwardData": "x"}, "forwardData"),
+        ({"messageIds": "m1"}, "messageIds"),
         ([MINIMAL], "expected a JSON object"),
         (b"<html>ok</html>", "expected a JSON object"),
         (b"", "expected a JSON object"),
     ],
-    ids=["no-messageId", "no-conversationId", "forwardData-string", "list", "html", "empty"],
+    ids=[
+        "no-messageId",
+        "null-messageId",
+        "forwardData-string",
+        "ids-string",
+        "list",
+        "html",
+        "empty",
+    ],
 )
-def test_malformed_success(body: Any, problem: str) -> None:
-    error = _error("highlevel", 200, body)
-    assert type(error) is MalformedResponse
-    assert problem in error.message
-    assert error.message.startswith("HighLevel status: ")
+def test_unreadable_success_is_applied_with_a_warning(body: Any, warning: str) -> None:
+    result = _answer("highlevel", 200, body, headers={"traceId": "t-9"})
+    assert isinstance(result, VendorResult)
+    assert result.http_status == 200
+    assert result.trace_id == "t-9"
+    assert result.warning is not None
+    assert result.warning.startswith("HighLevel answered HTTP 200 (applied)")
+    assert warning in result.warning
+
+
+def test_a_null_id_never_becomes_the_text_none() -> None:
+    result = _answer("highlevel", 200, {"conversationId": None, "messageId": "m1"})
+    assert result == VendorResult(200, {"messageId": "m1"})
 
 
 def test_conversation_success() -> None:
@@ -540,29 +581,10 @@ def test_conversation_success() -> None:
         200, {"conversationId": CID}, trace_id="t-1"
     )
     assert _answer("leadway", 200, {"success": True}, request=request) == VendorResult(200, {})
-    error = _error("leadway", 200, {"conversation": 5}, request=request)
-    assert type(error) is MalformedResponse
-    assert error.message.startswith("Leadway conversation: ")
-
-
-@pytest.mark.parametrize(
-    ("operation", "body"),
-    [
-        ("status", {"conversationId": None, "messageId": "m1"}),
-        ("status", {"conversationId": "c1", "messageId": None}),
-        ("conversation", {"success": True, "conversation": "not an object"}),
-    ],
-    ids=["null-conversationId", "null-messageId", "conversation-string"],
-)
-def test_wrong_typed_success_is_malformed(operation: str, body: dict[str, Any]) -> None:
-    request = (
-        ADAPTERS["highlevel"].prepare_conversation(
-            ConversationUpdate(CID, account_id=LOCATION, starred=True), _settings("highlevel")
-        )
-        if operation == "conversation"
-        else None
-    )
-    assert type(_error("highlevel", 200, body, request=request)) is MalformedResponse
+    odd = _answer("leadway", 200, {"conversation": 5}, request=request)
+    assert odd.vendor_ids == {}
+    assert odd.warning is not None
+    assert "Leadway conversation: " in odd.warning
 
 
 # -- interpret: errors -----------------------------------------------------------------

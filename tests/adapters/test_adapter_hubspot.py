@@ -27,7 +27,6 @@ from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidStatus,
-    MalformedResponse,
     MessagingError,
     NotFound,
     PermissionDenied,
@@ -75,7 +74,9 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> Mes
 def test_description() -> None:
     assert ADAPTER.id == "hubspot"
     assert ADAPTER.variant_of is None
-    assert ADAPTER.capabilities.operations == frozenset({Operation.UPDATE_STATUS})
+    assert ADAPTER.capabilities.operations == frozenset(
+        {Operation.UPDATE_STATUS, Operation.PUBLISH_INBOUND}
+    )
     assert dict(ADAPTER.capabilities.states) == {
         DeliveryState.PENDING: StateMapping(Fidelity.NONE, None),
         DeliveryState.SENT: StateMapping(Fidelity.EXACT, "SENT"),
@@ -270,10 +271,14 @@ def test_success_variants() -> None:
     [{k: v for k, v in MESSAGE.items() if k != "id"}, [MESSAGE], b"<html></html>", b""],
     ids=["no-id", "list", "html", "empty"],
 )
-def test_malformed_success(body: Any) -> None:
-    error = _error(200, body)
-    assert type(error) is MalformedResponse
-    assert error.message.startswith("HubSpot message: ")
+def test_unreadable_success_is_applied_with_a_warning(body: Any) -> None:
+    # A 2xx means HubSpot applied it: never reported failed (issue 13).
+    result = _answer(200, body, headers={"X-HubSpot-Correlation-Id": "corr-1"})
+    assert isinstance(result, VendorResult)
+    assert (result.http_status, result.vendor_ids, result.trace_id) == (200, {}, "corr-1")
+    assert result.warning is not None
+    assert result.warning.startswith("HubSpot answered HTTP 200 (applied)")
+    assert "HubSpot message: " in result.warning
 
 
 # -- interpret: errors -----------------------------------------------------------------

@@ -46,6 +46,13 @@ class Cli:
 
 
 @pytest.fixture(autouse=True)
+def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The persistent guard's per-user state file: one per test, never the real home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MSGBRIDGE_STATE", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """The CLI configures the msgbridge/httpx loggers; undo it for the other suites."""
     saved = {

@@ -35,7 +35,12 @@ def test_json_lists_the_four_builtins_with_origin_operations_and_mappings(bare_c
     for name in ("highlevel", "leadway", "hoop"):
         entry = adapters[name]
         assert entry["states"] == HIGHLEVEL_ROWS
-        assert entry["operations"] == ["update_conversation", "update_status"]
+        assert entry["operations"] == [
+            "publish_inbound",
+            "update_conversation",
+            "update_email_status",
+            "update_status",
+        ]
         assert entry["source"]["distribution"] == "msgbridge"
         assert entry["source"]["version"] == "0.1.0"
         assert entry["source"]["plugin"] == "highlevel"
@@ -43,7 +48,7 @@ def test_json_lists_the_four_builtins_with_origin_operations_and_mappings(bare_c
     assert adapters["leadway"]["variant_of"] == "highlevel"
     assert adapters["hoop"]["variant_of"] == "highlevel"
     assert adapters["hubspot"]["states"] == HUBSPOT_ROWS
-    assert adapters["hubspot"]["operations"] == ["update_status"]
+    assert adapters["hubspot"]["operations"] == ["publish_inbound", "update_status"]
     assert adapters["hubspot"]["source"]["plugin"] == "hubspot"
     assert data["failures"] == []
     assert data["conflicts"] == []

@@ -101,3 +101,51 @@ def test_demo_fails_when_the_bridge_lets_stale_updates_through(
     quiet = bare_cli("demo", "--messages", "300", "--seed", "5", "-q")
     assert quiet.exit_code == 1
     assert quiet.stdout.startswith("demo FAILED:")
+
+
+def test_demo_checks_highlevel_email_status(bare_cli: Cli) -> None:
+    data = bare_cli.json("demo", "--messages", "20", "--seed", "5")
+    assert data["ok"] is True
+    email = data["email_status"]
+    assert email == {
+        "ok": True,
+        "vendors": ["highlevel", "leadway", "hoop"],
+        "emails": 6,
+        "problems": [],
+    }
+
+
+def test_demo_fits_80_columns_and_explains_itself(bare_cli: Cli) -> None:
+    result = bare_cli("demo", "--messages", "60", "--seed", "5", COLUMNS="80")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    text = " ".join(result.stdout.split())
+    header = next(line for line in lines if line.startswith("connection"))
+    assert header.split() == [
+        "connection",
+        "applied",
+        "unsup.",
+        "stale",
+        "dup.",
+        "supers.",
+        "failed",
+        "retries",
+        "total",
+    ]
+    # A legend for every abbreviated skip outcome, and the retries column.
+    for term in ("unsup.:", "stale:", "dup.:", "supers.:", "retries:"):
+        assert term in text
+    # Why the rate-limited account saw no 429: the client paces itself.
+    assert "limited to 20 requests per 1 s, yet the emulator answered 0 request(s) with 429" in text
+    assert "paces every connection at its budget client-side" in text
+    # And where to go from here.
+    assert lines[-5] == "what to try next:"
+    assert "msgbridge config init" in lines[-3]
+
+
+def test_demo_json_counts_retries(bare_cli: Cli) -> None:
+    data = bare_cli.json("demo", "--messages", "60", "--seed", "5")
+    assert set(data["retries"]) <= set(data["by_connection"])
+    assert sum(data["retries"].values()) > 0  # the demo injects 5xx and drops

@@ -89,8 +89,9 @@ def test_retries_transient_errors_and_reports_attempts(cli: Cli, emu: Emulator) 
     emu.faults.fail_next(503, times=2, route="update_message_status")
     data = cli.json("send", "acme", "m-3", "read")
     assert (data["outcome"], data["attempts"]) == ("applied", 3)
+    emu.seed_message("highlevel", "m-4", account=HL_ACCOUNT)  # m-3 is read: a duplicate now
     emu.faults.fail_next(503, times=3, route="update_message_status")  # config: 3 attempts
-    failed = cli.json("send", "acme", "m-3", "read", code=1)
+    failed = cli.json("send", "acme", "m-4", "read", code=1)
     assert (failed["outcome"], failed["attempts"], failed["http_status"]) == ("failed", 3, 503)
 
 
@@ -198,6 +199,7 @@ def test_oauth_without_a_token_store_warns_and_loses_the_rotated_token(
     first = cli("send", "hlo", "o-1", "read", "--config", str(path), **OAUTH_ENV)
     assert first.exit_code == 0
     assert "OAuth without oauth.token_store" in first.stderr
-    second = cli("send", "hlo", "o-1", "read", "--config", str(path), "--json", **OAUTH_ENV)
+    emu.seed_message("highlevel", "o-2", account=HL_ACCOUNT)  # o-1 again: a duplicate now
+    second = cli("send", "hlo", "o-2", "read", "--config", str(path), "--json", **OAUTH_ENV)
     assert second.exit_code == 1  # the single-use refresh token was spent by the first run
     assert json.loads(second.stdout)["error"] == "AuthenticationError"

@@ -80,3 +80,61 @@ def test_highlevel_location_inactive_keeps_the_refresh_token() -> None:
     )
     with pytest.raises(AuthenticationError, match="re-authorised"):
         auth.parse_token_response(rejected)
+
+
+def _burst(limiter: SlidingWindowLimiter, until: float, step: float = 0.01) -> list[float]:
+    """Send whenever a slot is free (answers instant) by an injected clock; send times."""
+    now, sent = 0.0, []
+    while now < until:
+        if limiter.try_acquire(now):
+            sent.append(now)
+            limiter.release(now)
+        else:
+            now = round(now + step, 6)
+    return sent
+
+
+def _most_within(sent: list[float], window: float) -> int:
+    return max(sum(1 for s in sent if t <= s < t + window) for t in sent)
+
+
+def test_adopts_the_stricter_budget_by_burst_and_by_rate() -> None:
+    """Issue 10: vendor 60 per 2 s against our 100 per 10 s. On main the limiter kept
+    100/10 s (its rate was lower) and burst 100 at the start: 31 x 429 at the vendor."""
+    limiter = SlidingWindowLimiter(100, 10.0, margin=0.0)
+    limiter.learn(RateFeedback(remaining=59, maximum=60, window=2.0), now=0.0)
+    assert limiter.budgets == ((60, 2.0), (100, 10.0))
+    assert (limiter.requests, limiter.per_seconds) == (60, 2.0)  # the burst
+    sent = _burst(limiter, until=40.0)
+    assert len([s for s in sent if s < 1.0]) == 60  # burst becomes 60 ...
+    assert _most_within(sent, 2.0) == 60  # ... the vendor's window is never over-filled
+    assert _most_within(sent, 10.0) == 100  # ... and the rate stays 10/s, not 30/s
+    assert len(sent) <= 100 * 4 + 60  # 40 s at 10/s, plus at most one burst
+
+
+def test_a_vendor_budget_that_is_stricter_by_rate_but_not_burst() -> None:
+    """Vendor 20 per 10 s against our 5 per 1 s: burst stays 5, rate becomes 2/s."""
+    limiter = SlidingWindowLimiter(5, 1.0, margin=0.0)
+    limiter.learn(RateFeedback(remaining=19, maximum=20, window=10.0), now=0.0)
+    assert limiter.budgets == ((5, 1.0), (20, 10.0))
+    sent = _burst(limiter, until=30.0)
+    assert _most_within(sent, 1.0) == 5
+    assert _most_within(sent, 10.0) == 20
+
+
+def test_an_implied_budget_is_dropped_and_nothing_is_loosened() -> None:
+    limiter = SlidingWindowLimiter(100, 10.0, margin=0.0)
+    limiter.learn(RateFeedback(remaining=4, maximum=5, window=1.0), now=0.0)
+    assert limiter.budgets == ((5, 1.0),)  # 5 per 1 s already means <= 50 per 10 s
+    for maximum, window in ((500, 1.0), (100, 10.0), (5, 0.5)):
+        limiter.learn(RateFeedback(remaining=1, maximum=maximum, window=window), now=0.0)
+    assert limiter.budgets == ((5, 1.0),)
+    assert "5/1s" in repr(limiter)
+
+
+@pytest.mark.parametrize("window", [math.inf, math.nan, -1.0, 1e9])
+def test_nonsense_vendor_windows_are_ignored(window: float) -> None:
+    limiter = SlidingWindowLimiter(100, 10.0, margin=0.0)
+    limiter.learn(RateFeedback(remaining=0, maximum=1, window=window), now=0.0)
+    assert limiter.budgets == ((100, 10.0),)
+    assert limiter.available_at(0.0) == 0.0

@@ -215,25 +215,23 @@ CASES = [
         "401", [hl_error(401, "Invalid token: access token is invalid")], [], 1, AuthenticationError
     ),
     Case(
-        "malformed-200-not-json",
+        # A 2xx is applied, however unreadable its body (the warning is in the receipt).
+        "unreadable-200-not-json-is-applied",
         [httpx.Response(200, content=b"<html>ok</html>")],
         [],
         1,
-        MalformedResponse,
     ),
     Case(
-        "malformed-200-missing-fields",
+        "unreadable-200-missing-fields-is-applied",
         [httpx.Response(200, json={"success": True})],
         [],
         1,
-        MalformedResponse,
     ),
     Case(
-        "malformed-200-hubspot",
+        "unreadable-200-hubspot-is-applied",
         [httpx.Response(200, json=["not", "an", "object"])],
         [],
         1,
-        MalformedResponse,
         adapter="hubspot",
     ),
     Case("hubspot-404", [hs_error(404, "not found", category="OBJECT_NOT_FOUND")], [], 1, NotFound),

@@ -350,7 +350,7 @@ def test_example_project_tests_pass(page: Path, tmp_path: Path) -> None:
 
 
 def test_toml_examples_are_valid() -> None:
-    from msgbridge.cli.config import parse_config
+    from msgbridge.config import parse_config
 
     checked = 0
     for block in _all_blocks():

@@ -120,6 +120,11 @@ def test_latency_lets_a_client_time_out_after_the_update_applied(emu, api):
     while not emu.message("highlevel", "m1").statuses and time.monotonic() < deadline:
         time.sleep(0.01)
     assert emu.message("highlevel", "m1").statuses == ["read"]
+    # The request is recorded only after the delay: wait for it, or it lands in the
+    # next test's records (after that test's reset).
+    while not emu.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.fault for r in emu.requests] == ["latency:0.3:after"]
 
 
 def test_dropped_connection_is_a_transport_error(emu, api):

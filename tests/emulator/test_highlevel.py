@@ -68,12 +68,19 @@ def test_hoop_success_body_is_the_older_dto_without_status(emu, api):
     ("vendor", "version", "accepted"),
     [
         ("highlevel", "2021-04-15", True),
-        ("highlevel", "2021-07-28", False),
+        # One host for the three brands: what one documents, all very likely accept.
+        ("highlevel", "2021-07-28", True),
+        ("highlevel", "v3", True),  # the v3 spec; the official SDK 3.0.0 forces it
         ("leadway", "2021-07-28", True),
         ("leadway", "2021-04-15", True),
+        ("leadway", "v3", True),
         ("hoop", "2021-04-15", True),
         ("hoop", "2021-07-28", True),
+        ("hoop", "v3", True),
         ("hoop", "2023-02-21", False),
+        ("highlevel", "V3", False),
+        ("highlevel", "2021-04-16", False),
+        ("leadway", "2021-07", False),
     ],
 )
 def test_version_header_is_checked_per_variant(emu, api, vendor, version, accepted):

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,24 @@ def test_prune_applied_forgets_old_states(box: Outbox, clock: FakeClock) -> None
         EnqueueOutcome.ENQUEUED
     )
     assert box.enqueue("acme", MessageStatus("new", "delivered")).outcome is EnqueueOutcome.STALE
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: ("\ud800", MessageStatus("m1", "sent")), id="connection"),
+        pytest.param(lambda: ("acme", MessageStatus("m\ud800", "sent")), id="message-id"),
+        pytest.param(
+            lambda: ("acme", MessageStatus("m1", "failed", error=StatusError("x\udc00"))),
+            id="error-text",
+        ),
+        pytest.param(lambda: ("acme\u202e", MessageStatus("m1", "sent")), id="bidi-name"),
+    ],
+)
+def test_lone_surrogates_are_invalid_status_not_unicode_errors(box: Outbox, make: Any) -> None:
+    """Issue 10: a lone surrogate (from JSON's "\\ud800") raised a raw UnicodeEncodeError
+    from the database driver on main; now it is refused, typed, before any write."""
+    with pytest.raises(InvalidStatus) as info:
+        box.enqueue(*make())
+    assert "U+" in info.value.message
+    assert box.pending() == []

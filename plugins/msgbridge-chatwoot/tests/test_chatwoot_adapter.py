@@ -120,6 +120,13 @@ def test_settings_parse_and_strip_trailing_slash() -> None:
         ({"base_url": f"{BASE}/api/v1", "account_id": 1}, "base_url"),
         ({"base_url": f"{BASE}/api/v1/", "account_id": 1}, "base_url"),
         ({"base_url": BASE, "account_id": 1, "acount": 2}, "acount"),
+        # Issue 10: hostile values refused at construction.
+        ({"base_url": BASE, "account_id": 2**31}, "account_id"),
+        ({"base_url": BASE, "account_id": 10**30}, "account_id"),
+        ({"base_url": BASE, "account_id": 1.0}, "account_id"),
+        ({"base_url": f"{BASE}\n", "account_id": 1}, "base_url"),
+        ({"base_url": "https://chat.example.com#x", "account_id": 1}, "base_url"),
+        ({"base_url": "https://chät.example.com", "account_id": 1}, "base_url"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
@@ -127,6 +134,17 @@ def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
         ADAPTER.parse_settings(raw)
     assert caught.value.key == key
     assert key in str(caught.value)
+
+
+def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
+    password = "cw-base-url-Pa55"
+    with pytest.raises(ConfigurationError) as caught:
+        ADAPTER.parse_settings(
+            {"base_url": f"https://agent:{password}@chat.example.com", "account_id": 1}
+        )
+    assert caught.value.key == "base_url"
+    assert password not in str(caught.value) + repr(caught.value)
+    assert "https://***@chat.example.com" in str(caught.value)
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -111,12 +111,26 @@ def test_settings_defaults_and_overrides() -> None:
         ({"reason_field": "two words"}, "reason_field"),
         ({"reason_field": 3}, "reason_field"),
         ({"token": "x"}, "token"),
+        # Issue 10: hostile values refused at construction.
+        ({"reason_field": "reason\n"}, "reason_field"),  # '$' let this through
+        ({"reason_field": "raison_é"}, "reason_field"),
+        ({"reason_field": "r" * 65}, "reason_field"),
+        ({"base_url": "https://api2.frontapp.com\r\n"}, "base_url"),
+        ({"base_url": "https://api2.frontapp.com/#x"}, "base_url"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         ADAPTER.parse_settings(raw)
     assert caught.value.key == key
+
+
+def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
+    password = "front-base-url-Pa55"
+    with pytest.raises(ConfigurationError) as caught:
+        ADAPTER.parse_settings({"base_url": f"https://me:{password}@api2.frontapp.com"})
+    assert caught.value.key == "base_url"
+    assert password not in str(caught.value) + repr(caught.value)
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Contract (``PUT /conversations/messages/{messageId}/status``, ``PUT
 the same API re-skinned; they are *variants*: the same adapter class with another id,
 name and default ``Version`` header, registered as data, not copies.
 
+Email status (``PUT /conversations/messages/email/{id}/status``, v3 OpenAPI, ``Version:
+v3`` only) takes :class:`~msgbridge.email_status.EmailStatusUpdate`: its state list and
+counters are HighLevel's own, so they are sent as given.
+
 State mapping (vendor enum: ``pending``, ``delivered``, ``read``, ``failed``):
 
 ============  ===========  ==========
@@ -20,7 +24,7 @@ failed        failed       exact
 
 from __future__ import annotations
 
-import math
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,15 +45,22 @@ from msgbridge.adapter import (
     path_segment,
 )
 from msgbridge.auth import Credential, RefreshingOAuth, TokenSet, TokenStore
+from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidStatus,
+    MalformedResponse,
     MessagingError,
+    PermissionDenied,
     ProviderNotReady,
+    RateLimited,
+    VendorRejected,
 )
 from msgbridge.hookspecs import hookimpl
-from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.inbound.model import ChannelKind, IncomingMessage
+from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, check_identifier
+from msgbridge.validation import check_header_value, check_number
 from msgbridge.wire import (
     error_for_status,
     int_header,
@@ -84,19 +95,48 @@ STATES: Mapping[DeliveryState, StateMapping] = {
     DeliveryState.FAILED: StateMapping.exact("failed"),
 }
 
-#: HighLevel requires all three keys of ``error``; these stand in when the provider
-#: gave no code or kind (our assumption: the vendor documents no defaults).
+#: Longest ``provider_retry_after`` accepted (an hour; the vendor says 5-10 s).
+MAX_PROVIDER_WAIT = 3600.0
+
+#: HighLevel requires all three keys of ``error``; this stands in when the provider
+#: gave no code or kind (our assumption: the vendor documents no defaults). Override it
+#: per connection with the ``error_placeholder`` setting.
 UNKNOWN_ERROR_FIELD = "unknown"
+#: The only ``Version`` the v3 email-status endpoint documents.
+EMAIL_STATUS_VERSION = "v3"
+
+
+#: The ``Version`` header's alphabet. HighLevel documents dates (``2021-04-15``,
+#: ``2021-07-28``) and ``v3``; we assume no value needs more than ASCII letters, digits,
+#: ``-``, ``.`` and ``_`` (a CR/LF or space would break the header).
+VERSION_ALPHABET = string.ascii_letters + string.digits + "-._"
+#: Longest ``Version`` value accepted (dates are 10 characters).
+MAX_VERSION_LENGTH = 32
+
+
+def check_version(value: object, *, key: str = "version") -> str:
+    """A ``Version`` header value in :data:`VERSION_ALPHABET`, else ``ConfigurationError``."""
+    return check_header_value(
+        value, key=key, alphabet=VERSION_ALPHABET, max_length=MAX_VERSION_LENGTH
+    )
+
+
+def _variant_version(_: object, __: attrs.Attribute[str], value: object) -> None:
+    check_version(value)
+
+
+def _variant_base_url(_: object, __: attrs.Attribute[str], value: object) -> None:
+    check_base_url(value)  # type: ignore[arg-type]  # check_url refuses non-strings
 
 
 @attrs.frozen
 class HighLevelVariant:
-    """What distinguishes a white label: data only."""
+    """What distinguishes a white label: data only (its version and host are checked)."""
 
     id: str
     name: str
-    version: str
-    base_url: str = BASE_URL
+    version: str = attrs.field(validator=_variant_version)
+    base_url: str = attrs.field(default=BASE_URL, validator=_variant_base_url)
     variant_of: str | None = None
 
 
@@ -113,9 +153,29 @@ def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | 
         check_base_url(value)
 
 
-def _optional_text(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None and not value.strip():
-        raise ConfigurationError(f"{attribute.name} must not be empty", key=attribute.name)
+def _optional_version(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None:
+        check_version(value)
+
+
+def _optional_location(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        check_identifier("location_id", value)
+    except InvalidStatus as exc:
+        raise ConfigurationError(exc.message, key="location_id") from None
+
+
+def _optional_identifier(
+    _: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is None:
+        return
+    try:
+        check_identifier(attribute.name, value)
+    except InvalidStatus as exc:
+        raise ConfigurationError(exc.message, key=attribute.name) from None
 
 
 @attrs.frozen
@@ -124,20 +184,37 @@ class HighLevelSettings:
 
     #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/highlevel``).
     base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
-    #: Override the ``Version`` header.
-    version: str | None = attrs.field(default=None, validator=_optional_text)
-    #: Default ``locationId`` for conversation updates without an ``account_id``.
-    location_id: str | None = attrs.field(default=None, validator=_optional_text)
-    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5-10 s).
+    #: Override the ``Version`` header (ASCII letters, digits, ``-``, ``.``, ``_``).
+    version: str | None = attrs.field(default=None, validator=_optional_version)
+    #: Default ``locationId`` for conversation updates without an ``account_id`` (the
+    #: identifier rules of :class:`~msgbridge.MessageStatus` ids).
+    location_id: str | None = attrs.field(default=None, validator=_optional_location)
+    #: Seconds to wait before retrying the "No conversation provider" 403 (vendor: 5-10 s;
+    #: 0 to 3,600 accepted).
     provider_retry_after: float = attrs.field(default=5.0)
+    #: Sent as ``error.code`` / ``error.type`` when a failure has no code or kind
+    #: (HighLevel requires both keys and documents no default).
+    error_placeholder: str = attrs.field(default=UNKNOWN_ERROR_FIELD)
+
+    @error_placeholder.validator
+    def _check_placeholder(self, _: attrs.Attribute[str], value: object) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(
+                "error_placeholder must be a non-empty string (sent as error.code/error.type "
+                "when a failure has none)",
+                key="error_placeholder",
+            )
+
+    #: The conversation provider's id (``conversationProviderId``) for publishing incoming
+    #: messages; required unless ``default_provider`` is true.
+    conversation_provider_id: str | None = attrs.field(default=None, validator=_optional_identifier)
+    #: True for a provider that *replaces* the default SMS/Email provider (HighLevel does
+    #: not need ``conversationProviderId`` then). Custom providers leave it false.
+    default_provider: bool = False
 
     @provider_retry_after.validator
     def _check_delay(self, _: attrs.Attribute[float], value: float) -> None:
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigurationError(
-                "provider_retry_after must be a finite number of seconds, zero or more",
-                key="provider_retry_after",
-            )
+        check_number(value, key="provider_retry_after", minimum=0.0, maximum=MAX_PROVIDER_WAIT)
 
 
 # -- wire formats (lenient: only what we need is required) ----------------------------
@@ -145,12 +222,43 @@ class HighLevelSettings:
 
 @attrs.frozen
 class _StatusResponse:
-    conversationId: str  # noqa: N815 - vendor field names
-    messageId: str  # noqa: N815
+    # Every field optional: an applied update is never failed over its answer's shape.
+    conversationId: str | None = None  # noqa: N815 - vendor field names
+    messageId: str | None = None  # noqa: N815
+    #: The GMB channel answers a list instead of ``messageId`` (``SendMessageResponseDto``).
+    messageIds: list[str] | None = None  # noqa: N815
     status: str | None = None
     emailMessageId: str | None = None  # noqa: N815
     traceId: str | None = None  # noqa: N815
     forwardData: dict[str, Any] | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _EmailStatusResponse:
+    success: bool | None = None
+    message: str | None = None
+    traceId: str | None = None  # noqa: N815
+
+
+@attrs.frozen
+class _InboundResponse:
+    conversationId: str  # noqa: N815
+    messageId: str  # noqa: N815
+    success: bool | None = None
+    emailMessageId: str | None = None  # noqa: N815
+    contactId: str | None = None  # noqa: N815
+    traceId: str | None = None  # noqa: N815
+
+
+#: Neutral channel → ``type`` of ``POST /conversations/messages/inbound``. An e-mail
+#: custom provider publishes with ``Custom`` (ConversationProviders.md); calls need a call
+#: object and are not published through here.
+INBOUND_TYPES: Mapping[ChannelKind, str] = {
+    ChannelKind.SMS: "SMS",
+    ChannelKind.EMAIL: "Email",
+    ChannelKind.CUSTOM: "Custom",
+    ChannelKind.CHAT: "Custom",
+}
 
 
 @attrs.frozen
@@ -169,6 +277,16 @@ class _ConversationResponse:
 _wire = lenient_converter()
 
 
+def _string_list(value: Any, _: type[Any]) -> list[str]:
+    # cattrs would turn the string "m1" into ["m", "1"]; a list must be a JSON array.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return [_wire.structure(item, str) for item in value]
+
+
+_wire.register_structure_hook_func(lambda t: t == list[str], _string_list)
+
+
 class HighLevelAdapter(Adapter[HighLevelSettings]):
     """HighLevel-family adapter; one instance per variant."""
 
@@ -180,7 +298,14 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         self.id = variant.id
         self.variant_of = variant.variant_of
         self.capabilities = Capabilities(
-            operations=frozenset({Operation.UPDATE_STATUS, Operation.UPDATE_CONVERSATION}),
+            operations=frozenset(
+                {
+                    Operation.UPDATE_STATUS,
+                    Operation.UPDATE_CONVERSATION,
+                    Operation.UPDATE_EMAIL_STATUS,
+                    Operation.PUBLISH_INBOUND,
+                }
+            ),
             states=STATES,
         )
         self.defaults = AdapterDefaults(
@@ -202,8 +327,8 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         body: dict[str, Any] = {"status": self.sendable_value(update.state)}
         if update.error is not None:
             body["error"] = {
-                "code": update.error.code or UNKNOWN_ERROR_FIELD,
-                "type": update.error.kind or UNKNOWN_ERROR_FIELD,
+                "code": update.error.code or settings.error_placeholder,
+                "type": update.error.kind or settings.error_placeholder,
                 "message": update.error.message,
             }
         if update.email_message_id is not None:
@@ -247,34 +372,201 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             context={"provider_retry_after": settings.provider_retry_after},
         )
 
+    def prepare_email_status(
+        self, update: EmailStatusUpdate, settings: HighLevelSettings
+    ) -> RequestSpec:
+        """``PUT /conversations/messages/email/{id}/status``, v3 ``UpdateEmailMessageStatusDto``."""
+        body: dict[str, Any] = {"status": update.status.value}
+        if update.events is not None:
+            body["events"] = update.events.counters()
+        if update.recipients:
+            recipients = []
+            for recipient in update.recipients:
+                item = {"emailId": recipient.email, "status": recipient.status.value}
+                if recipient.fail_reason is not None:
+                    item["failReason"] = recipient.fail_reason
+                recipients.append(item)
+            body["recipients"] = recipients
+        segment = path_segment("message_id", update.message_id)
+        return RequestSpec(
+            method="PUT",
+            url=self._url(settings, f"/conversations/messages/email/{segment}/status"),
+            headers={"Version": EMAIL_STATUS_VERSION},
+            json=body,
+            operation=Operation.UPDATE_EMAIL_STATUS,
+            subject_id=update.message_id,
+            context={"provider_retry_after": settings.provider_retry_after},
+        )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: HighLevelSettings) -> RequestSpec:
+        """``POST /conversations/messages/inbound``; refuses, before any I/O, what
+        HighLevel would silently drop (no ``conversationProviderId`` for a custom provider).
+        """
+        name = self.variant.name
+        provider = settings.conversation_provider_id
+        if provider is None and not settings.default_provider:
+            raise InvalidStatus(
+                f"{name} needs conversation_provider_id (the connection setting) to publish an "
+                "incoming message from a custom provider; without it HighLevel answers 201 "
+                "and drops the message. Set default_provider=true only for a provider that "
+                "replaces the default SMS/Email provider",
+                field="conversation_provider_id",
+            )
+        kind = INBOUND_TYPES.get(message.channel)
+        if kind is None:
+            allowed = ", ".join(c.value for c in INBOUND_TYPES)
+            raise InvalidStatus(
+                f"{name} cannot publish a {message.channel.value!r} message here; "
+                f"allowed channels: {allowed}",
+                field="channel",
+            )
+        if message.contact_id is None:
+            raise InvalidStatus(f"{name} needs the contact_id of the sender", field="contact_id")
+        body: dict[str, Any] = {"type": kind, "contactId": message.contact_id}
+        if provider is not None:
+            body["conversationProviderId"] = provider
+        if message.conversation_id is not None:
+            body["conversationId"] = message.conversation_id
+        if message.text is not None:
+            body["message"] = message.text
+        if message.html is not None:
+            body["html"] = message.html
+        if message.subject is not None:
+            body["subject"] = message.subject
+        if message.attachments:
+            body["attachments"] = list(message.attachments)
+        if message.email_message_id is not None:
+            body["emailMessageId"] = message.email_message_id
+        if message.channel is ChannelKind.EMAIL or kind == "Custom":
+            if message.sender is not None:
+                body["emailFrom"] = message.sender.identifier
+            if message.recipients:
+                body["emailTo"] = message.recipients[0].identifier
+        # altId: the provider's message id, echoed as replyToAltId on replies.
+        body["altId"] = message.message_id
+        if message.occurred_at is not None:
+            body["date"] = message.occurred_at.isoformat()
+        return RequestSpec(
+            method="POST",
+            url=self._url(settings, "/conversations/messages/inbound"),
+            headers=self._headers(settings),
+            json=body,
+            operation=Operation.PUBLISH_INBOUND,
+            subject_id=message.message_id,
+            context={"provider_retry_after": settings.provider_retry_after},
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`~msgbridge.adapters.highlevel_webhooks.HighLevelWebhookVerifier`."""
+        from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
+
+        return HighLevelWebhookVerifier.from_options(self.id, options)
+
     # -- interpret ----------------------------------------------------------------
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         if 200 <= response.status < 300:
             if request.operation is Operation.UPDATE_CONVERSATION:
                 return self._conversation_result(response)
+            if request.operation is Operation.UPDATE_EMAIL_STATUS:
+                return self._email_result(response)
+            if request.operation is Operation.PUBLISH_INBOUND:
+                return self._inbound_result(response)
             return self._status_result(response)
-        raise self.error_for(response, provider_retry_after=_retry_hint(request))
+        raise self.error_for(
+            response, provider_retry_after=_retry_hint(request), operation=request.operation
+        )
+
+    def _unreadable(self, response: ResponseView, problem: MalformedResponse) -> VendorResult:
+        """A 2xx means the vendor applied the update: report it applied, with a warning."""
+        return VendorResult(
+            http_status=response.status,
+            trace_id=response.header("traceid"),
+            warning=(
+                f"{self.variant.name} answered HTTP {response.status} (applied) but its body "
+                f"was not what it documents: {problem.message}"
+            ),
+        )
 
     def _status_result(self, response: ResponseView) -> VendorResult:
-        data = read_model(_wire, response, _StatusResponse, what=f"{self.variant.name} status")
-        ids = {"conversationId": data.conversationId, "messageId": data.messageId}
+        try:
+            data = read_model(_wire, response, _StatusResponse, what=f"{self.variant.name} status")
+        except MalformedResponse as exc:
+            return self._unreadable(response, exc)
+        ids: dict[str, str] = {}
+        if data.conversationId:
+            ids["conversationId"] = data.conversationId
+        if data.messageId:
+            ids["messageId"] = data.messageId
+        if data.messageIds and data.messageIds != [data.messageId]:
+            # GMB answers a list "instead of" messageId (the old DTO echoes [messageId]).
+            for index, value in enumerate(data.messageIds):
+                ids[f"messageIds.{index}"] = value
         if data.emailMessageId:
             ids["emailMessageId"] = data.emailMessageId
         for key, value in (data.forwardData or {}).items():
             if isinstance(value, str) and value:
                 ids[f"forwardData.{key}"] = value
+        warning = None
+        if not data.messageId and not data.messageIds:
+            warning = (
+                f"{self.variant.name} answered HTTP {response.status} (applied) without "
+                "messageId or messageIds"
+            )
         return VendorResult(
             http_status=response.status,
             vendor_ids=ids,
             trace_id=data.traceId or response.header("traceid"),
             vendor_status=data.status,
+            warning=warning,
+        )
+
+    def _email_result(self, response: ResponseView) -> VendorResult:
+        name = self.variant.name
+        try:
+            data = read_model(_wire, response, _EmailStatusResponse, what=f"{name} email status")
+        except MalformedResponse as exc:
+            return self._unreadable(response, exc)
+        trace = data.traceId or response.header("traceid")
+        if data.success is False:
+            # The DTO documents ``success`` as "whether the update was persisted".
+            message = data.message or "no message"
+            raise VendorRejected(
+                f"{name} did not persist the email status (success: false): {message}",
+                http_status=response.status,
+                vendor_message=message,
+                trace_id=trace,
+            )
+        warning = None
+        if data.success is None:
+            warning = f"{name} answered HTTP {response.status} (applied) without 'success'"
+        return VendorResult(http_status=response.status, trace_id=trace, warning=warning)
+
+    def _inbound_result(self, response: ResponseView) -> VendorResult:
+        if not response.body.strip():
+            # HighLevel's known failure: 201, empty body, message never appears (#70).
+            raise MalformedResponse(
+                f"{self.variant.name} accepted the incoming message with an empty body; it "
+                "has most likely been dropped (check conversation_provider_id)",
+                http_status=response.status,
+            )
+        data = read_model(_wire, response, _InboundResponse, what=f"{self.variant.name} inbound")
+        ids = {"conversationId": data.conversationId, "messageId": data.messageId}
+        if data.emailMessageId:
+            ids["emailMessageId"] = data.emailMessageId
+        return VendorResult(
+            http_status=response.status,
+            vendor_ids=ids,
+            trace_id=data.traceId or response.header("traceid"),
         )
 
     def _conversation_result(self, response: ResponseView) -> VendorResult:
-        data = read_model(
-            _wire, response, _ConversationResponse, what=f"{self.variant.name} conversation"
-        )
+        try:
+            data = read_model(
+                _wire, response, _ConversationResponse, what=f"{self.variant.name} conversation"
+            )
+        except MalformedResponse as exc:
+            return self._unreadable(response, exc)
         ids: dict[str, str] = {}
         if data.conversation is not None and data.conversation.id:
             ids["conversationId"] = data.conversation.id
@@ -302,21 +594,39 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         )
 
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
-        """``X-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
+        """Burst: ``X-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``;
+        day: ``X-RateLimit-Daily-Remaining`` / ``X-RateLimit-Limit-Daily``."""
         remaining = int_header(response, "x-ratelimit-remaining")
-        if remaining is None:
+        daily_remaining = int_header(response, "x-ratelimit-daily-remaining")
+        if remaining is None and daily_remaining is None:
             return None
         interval = int_header(response, "x-ratelimit-interval-milliseconds")
         return RateFeedback(
             remaining=remaining,
             maximum=int_header(response, "x-ratelimit-max"),
             window=interval / 1000.0 if interval else None,
+            daily_remaining=daily_remaining,
+            daily_maximum=int_header(response, "x-ratelimit-limit-daily"),
         )
 
-    def error_for(self, response: ResponseView, *, provider_retry_after: float) -> MessagingError:
-        """The typed error for an error answer (NestJS ``{statusCode, message, error}``)."""
+    def error_for(
+        self,
+        response: ResponseView,
+        *,
+        provider_retry_after: float,
+        operation: Operation = Operation.UPDATE_STATUS,
+    ) -> MessagingError:
+        """The typed error for an error answer: NestJS ``{statusCode, message, error}``,
+        or v3's envelope ``{"error": {"message", ...}}``."""
         body = response.json_object() or {}
-        message = joined_message(body.get("message")) or response.text(200) or "no message"
+        raw_error = body.get("error")
+        envelope: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        message = (
+            joined_message(body.get("message"))
+            or joined_message(envelope.get("message"))
+            or response.text(200)
+            or "no message"
+        )
         trace = body.get("traceId") if isinstance(body.get("traceId"), str) else None
         context: dict[str, Any] = {
             "http_status": response.status,
@@ -330,10 +640,46 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
                 retry_after=provider_retry_after,
                 **context,
             )
+        if response.status == 403 and operation is Operation.UPDATE_EMAIL_STATUS:
+            return PermissionDenied(
+                f"{name} refused the email status update: only emails sent through a custom "
+                "conversation provider owned by this token's app can be updated (emails sent "
+                f"via LC Email or Mailgun never can). {name} said: {message}",
+                **context,
+            )
+        if response.status == 429 and _daily_budget_spent(response):
+            return _daily_limit_error(response, name, message, context)
         retry_after = _rate_limit_wait(response) if response.status == 429 else None
         return error_for_status(
             response.status, message, vendor=name, retry_after=retry_after, **context
         )
+
+
+def _daily_budget_spent(response: ResponseView) -> bool:
+    remaining = int_header(response, "x-ratelimit-daily-remaining")
+    return remaining is not None and remaining <= 0
+
+
+def _daily_limit_error(
+    response: ResponseView, name: str, message: str, context: dict[str, Any]
+) -> RateLimited:
+    """A spent daily budget: not retried today, since HighLevel documents no reset time
+    (unless it sends ``Retry-After``, which then says when)."""
+    daily = int_header(response, "x-ratelimit-limit-daily")
+    cap = f"{daily} requests per day" if daily is not None else "the daily cap"
+    retry_after = parse_retry_after(response)
+    return RateLimited(
+        f"{name}'s daily request budget for this location is spent ({cap}; "
+        f"X-RateLimit-Daily-Remaining: 0): {message}. "
+        + (
+            f"{name} asks to wait {retry_after:g} s."
+            if retry_after is not None
+            else "Not retried: HighLevel documents no reset time for the daily window."
+        ),
+        retry_after=retry_after,
+        retryable=retry_after is not None,
+        **context,
+    )
 
 
 def _rate_limit_wait(response: ResponseView) -> float | None:

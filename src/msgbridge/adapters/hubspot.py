@@ -15,11 +15,15 @@ delivered     SENT        coarse (no DELIVERED; SENT is true of a delivered mess
 read          READ        exact
 failed        FAILED      exact (``errorMessage`` from ``StatusError.message``)
 ============  ==========  ==========
+
+HubSpot's body has no place for ``email_message_id``, ``recipients``, ``error.code`` or
+``error.kind``; when given they are listed in ``RequestSpec.dropped`` (and so in the
+receipt's ``dropped_fields``), never dropped silently.
 """
 
 from __future__ import annotations
 
-import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,12 +41,20 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.auth import Credential, RefreshingOAuth, TokenStore
-from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
+from msgbridge.errors import (
+    ConfigurationError,
+    InvalidStatus,
+    MalformedResponse,
+    MessagingError,
+)
 from msgbridge.hookspecs import hookimpl
+from msgbridge.inbound.model import IncomingMessage, Party
 from msgbridge.model import DeliveryState, MessageStatus
+from msgbridge.validation import ascii_pattern
 from msgbridge.wire import (
     error_for_status,
     int_header,
@@ -56,7 +68,9 @@ __all__ = ["HubSpotAdapter", "HubSpotOAuth", "HubSpotSettings"]
 BASE_URL = "https://api.hubapi.com"
 DEFAULT_API_VERSION = "2026-03"
 LEGACY_API_VERSION = "v3"
-_DATE_VERSION = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-beta)?$")
+#: ``YYYY-MM`` or ``YYYY-MM-beta``, ASCII digits only, nothing after (no ``\n``).
+_DATE_VERSION = ascii_pattern(r"[0-9]{4}-(0[1-9]|1[0-2])(-beta)?")
+_DIGITS = ascii_pattern(r"[0-9]+")
 _INT32_MAX = 2**31 - 1
 #: Wait after a ``TEN_SECONDLY_ROLLING`` 429 without headers (HubSpot's Node SDK: 10 s).
 TEN_SECONDLY_WAIT = 10.0
@@ -74,11 +88,12 @@ def _channel_id(value: Any, *, error: Callable[[str], MessagingError]) -> int:
     if isinstance(value, bool):
         raise error(f"channel_id must be a whole number, got {value!r}")
     if isinstance(value, str):
-        if not re.fullmatch(r"[0-9]+", value.strip()):
+        if not _DIGITS.match(value) or len(value) > 10:
             raise error(
-                f"channel_id must be numeric (HubSpot channel ids are integers), got {value!r}"
+                "channel_id must be numeric, ASCII digits only (HubSpot channel ids are integers), "
+                f"got {value[:40]!a}"
             )
-        value = int(value.strip())
+        value = int(value)
     if not isinstance(value, int) or not 0 < value <= _INT32_MAX:
         raise error(f"channel_id must be a positive 32-bit integer, got {value!r}")
     return value
@@ -91,10 +106,12 @@ def _settings_channel(value: Any) -> int | None:
 
 
 def _api_version(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if value != LEGACY_API_VERSION and not _DATE_VERSION.match(value):
+    if not isinstance(value, str) or (
+        value != LEGACY_API_VERSION and not _DATE_VERSION.match(value)
+    ):
         raise ConfigurationError(
             f"api_version must be a date version such as '2026-03' (or '2026-09-beta') or "
-            f"the legacy 'v3', got {value!r}",
+            f"the legacy 'v3', got {value!a}",
             key="api_version",
         )
 
@@ -112,6 +129,8 @@ class HubSpotSettings:
     channel_id: int | None = attrs.field(default=None, converter=_settings_channel)
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
     base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+    #: Default channel account for publishing incoming messages.
+    channel_account_id: str | None = None
 
 
 # -- wire formats ------------------------------------------------------------------
@@ -141,7 +160,8 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
 
     def __init__(self) -> None:
         self.capabilities = Capabilities(
-            operations=frozenset({Operation.UPDATE_STATUS}), states=STATES
+            operations=frozenset({Operation.UPDATE_STATUS, Operation.PUBLISH_INBOUND}),
+            states=STATES,
         )
         self.defaults = AdapterDefaults(
             base_url=BASE_URL,
@@ -167,6 +187,7 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         body: dict[str, Any] = {"statusType": value}
         if update.state is DeliveryState.FAILED and update.error is not None:
             body["errorMessage"] = update.error.message
+        dropped = dropped_fields(update, carried=())
         message = path_segment("message_id", update.message_id)
         base = (settings.base_url or BASE_URL).rstrip("/")
         if settings.api_version == LEGACY_API_VERSION:
@@ -180,12 +201,90 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            dropped=dropped,
         )
+
+    def prepare_inbound(self, message: IncomingMessage, settings: HubSpotSettings) -> RequestSpec:
+        """``POST …/{channelId}/messages`` with ``messageDirection: INCOMING`` and an
+        ``integrationIdempotencyId`` derived from the message's own id, so a retry (by us,
+        the outbox or a crashed process) never duplicates it.
+        """
+        channel = self._channel(message.channel_id, settings)
+        account = message.channel_account_id or settings.channel_account_id
+        if account is None:
+            raise InvalidStatus(
+                "HubSpot needs a channel account: set IncomingMessage(channel_account_id=...) "
+                "or the connection setting channel_account_id",
+                field="channel_account_id",
+            )
+        if message.sender is None:
+            raise InvalidStatus(
+                "HubSpot needs the sender (Party with the contact's delivery identifier)",
+                field="sender",
+            )
+        body: dict[str, Any] = {
+            "channelAccountId": account,
+            "messageDirection": "INCOMING",
+            "senders": [_hubspot_party(message.sender, "sender")],
+            "integrationIdempotencyId": inbound_idempotency_id(channel, account, message),
+        }
+        if message.recipients:
+            body["recipients"] = [_hubspot_party(p, "recipients") for p in message.recipients]
+        if message.text is not None:
+            body["text"] = message.text
+        if message.html is not None:
+            body["richText"] = message.html
+        if message.occurred_at is not None:
+            body["timestamp"] = message.occurred_at.isoformat()
+        if message.thread_id is not None:
+            body["integrationThreadId"] = message.thread_id
+        if message.in_reply_to is not None:
+            body["inReplyToId"] = message.in_reply_to
+        base = (settings.base_url or BASE_URL).rstrip("/")
+        if settings.api_version == LEGACY_API_VERSION:
+            path = f"/conversations/v3/custom-channels/{channel}/messages"
+        else:
+            path = f"/conversations/custom-channels/{settings.api_version}/{channel}/messages"
+        return RequestSpec(
+            method="POST",
+            url=base + path,
+            json=body,
+            operation=Operation.PUBLISH_INBOUND,
+            subject_id=message.message_id,
+        )
+
+    def _channel(self, value: str | None, settings: HubSpotSettings) -> int:
+        if value is not None:
+            return _channel_id(value, error=lambda m: InvalidStatus(m, field="channel_id"))
+        if settings.channel_id is not None:
+            return settings.channel_id
+        raise InvalidStatus(
+            "HubSpot needs a channel id: set it on the message or the connection setting "
+            "channel_id",
+            field="channel_id",
+        )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`~msgbridge.adapters.hubspot_webhooks.HubSpotWebhookVerifier`."""
+        from msgbridge.adapters.hubspot_webhooks import HubSpotWebhookVerifier
+
+        return HubSpotWebhookVerifier.from_options(self.id, options)
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         correlation = response.header("x-hubspot-correlation-id")
         if 200 <= response.status < 300:
-            data = read_model(_wire, response, _Message, what="HubSpot message")
+            try:
+                data = read_model(_wire, response, _Message, what="HubSpot message")
+            except MalformedResponse as exc:
+                # A 2xx means HubSpot applied it: applied, with a warning, never failed.
+                return VendorResult(
+                    http_status=response.status,
+                    trace_id=correlation,
+                    warning=(
+                        f"HubSpot answered HTTP {response.status} (applied) but its body was "
+                        f"not a message: {exc.message}"
+                    ),
+                )
             ids = {"id": data.id}
             if data.channelId is not None:
                 ids["channelId"] = str(data.channelId)
@@ -217,15 +316,31 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         )
 
     def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
-        """``X-HubSpot-RateLimit-Remaining`` / ``-Max`` / ``-Interval-Milliseconds``."""
-        remaining = int_header(response, "x-hubspot-ratelimit-remaining")
-        if remaining is None:
+        """The documented headers first: ``X-HubSpot-RateLimit-Secondly`` /
+        ``-Secondly-Remaining`` (a one-second window) and ``-Daily`` / ``-Daily-Remaining``.
+        Without the secondly pair, the observed (undocumented) ``-Max`` / ``-Remaining`` /
+        ``-Interval-Milliseconds`` are read as a fallback. All are optional: HubSpot
+        omits them when it cannot gather the data."""
+        daily_remaining = int_header(response, "x-hubspot-ratelimit-daily-remaining")
+        daily_maximum = int_header(response, "x-hubspot-ratelimit-daily")
+        secondly_remaining = int_header(response, "x-hubspot-ratelimit-secondly-remaining")
+        if secondly_remaining is not None:
+            remaining: int | None = secondly_remaining
+            maximum = int_header(response, "x-hubspot-ratelimit-secondly")
+            window: float | None = 1.0
+        else:
+            remaining = int_header(response, "x-hubspot-ratelimit-remaining")
+            maximum = int_header(response, "x-hubspot-ratelimit-max")
+            interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
+            window = interval / 1000.0 if interval else None
+        if remaining is None and daily_remaining is None:
             return None
-        interval = int_header(response, "x-hubspot-ratelimit-interval-milliseconds")
         return RateFeedback(
             remaining=remaining,
-            maximum=int_header(response, "x-hubspot-ratelimit-max"),
-            window=interval / 1000.0 if interval else None,
+            maximum=maximum,
+            window=window,
+            daily_remaining=daily_remaining,
+            daily_maximum=daily_maximum,
         )
 
     def error_for(self, response: ResponseView) -> MessagingError:
@@ -260,10 +375,47 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
         return error_for_status(response.status, text, vendor="HubSpot", **context)
 
 
+#: Namespace of derived ``integrationIdempotencyId`` values (uuid5; fixed forever, since
+#: changing it would let a retry after an upgrade duplicate a message).
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d52-4b0e-5e8e-9d3a-6d73676272dd")
+
+#: Neutral ``Party.kind`` shorthands → HubSpot ``deliveryIdentifier.type``.
+_IDENTIFIER_TYPES = {
+    "phone": "HS_PHONE_NUMBER",
+    "email": "HS_EMAIL_ADDRESS",
+    "short_code": "HS_SHORT_CODE",
+    None: "CHANNEL_SPECIFIC_OPAQUE_ID",
+}
+_HUBSPOT_TYPES = frozenset(
+    {"CHANNEL_SPECIFIC_OPAQUE_ID", "HS_EMAIL_ADDRESS", "HS_PHONE_NUMBER", "HS_SHORT_CODE"}
+)
+
+
+def inbound_idempotency_id(channel: int, account: str, message: IncomingMessage) -> str:
+    """Deterministic ``integrationIdempotencyId``: the same message always gets the same id."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{channel}\x1f{account}\x1f{message.message_id}"))
+
+
+def _hubspot_party(party: Party, field: str) -> dict[str, Any]:
+    kind = party.kind if party.kind in _HUBSPOT_TYPES else _IDENTIFIER_TYPES.get(party.kind)
+    if kind is None:
+        allowed = ", ".join(sorted(_HUBSPOT_TYPES | {"phone", "email", "short_code"}))
+        raise InvalidStatus(
+            f"{field} kind {party.kind!r} has no HubSpot deliveryIdentifier type; use one of "
+            f"{allowed} (or none for an opaque channel id)",
+            field=field,
+        )
+    result: dict[str, Any] = {"deliveryIdentifier": {"type": kind, "value": party.identifier}}
+    if party.name is not None:
+        result["name"] = party.name
+    return result
+
+
 def _rate_limit_wait(response: ResponseView, body: Mapping[str, Any]) -> tuple[float | None, bool]:
     """How long a 429 asks us to wait, and whether waiting is worth it at all."""
     policy = body.get("policyName")
-    if policy == "DAILY":
+    daily_remaining = int_header(response, "x-hubspot-ratelimit-daily-remaining")
+    if policy == "DAILY" or (daily_remaining is not None and daily_remaining <= 0):
         return None, False  # waiting means waiting for the portal's midnight
     retry_after = parse_retry_after(response)
     if retry_after is not None:

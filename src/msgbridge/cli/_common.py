@@ -12,9 +12,11 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -24,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
+from msgbridge.guard import Guard
 from msgbridge.model import Outcome, Receipt
 
 __all__ = [
@@ -32,9 +35,13 @@ __all__ = [
     "ConfigOption",
     "ExitCode",
     "JsonOption",
+    "NoGuardOption",
+    "StateOption",
     "VerboseOption",
     "cell",
+    "cli_guard",
     "configure_logging",
+    "default_state_path",
     "err_console",
     "error_line",
     "handle_errors",
@@ -65,13 +72,16 @@ class ExitCode(enum.IntEnum):
     #: A bug in msgbridge (run again with --verbose and report the traceback).
     INTERNAL = 70
     INTERRUPTED = 130
+    #: Stopped by SIGTERM (``push`` prints its partial summary first).
+    TERMINATED = 143
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success (applied or skipped); 1 an update failed, input lines were "
     "rejected or the demo's check failed; 2 bad arguments or an invalid update; "
     "3 configuration error (config file, environment variable, adapter); 4 a file could "
-    "not be read or written; 70 internal error; 130 interrupted."
+    "not be read or written; 70 internal error; 130 interrupted (Ctrl-C); 143 stopped by "
+    "SIGTERM."
 )
 
 
@@ -87,9 +97,13 @@ class CliError(Exception):
 # -- consoles -------------------------------------------------------------------------
 
 
-def out_console() -> Console:
-    """Rich console on the current stdout (looked up now: tests swap sys.stdout)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+def out_console(*, soft_wrap: bool = True) -> Console:
+    """Rich console on the current stdout (looked up now: tests swap sys.stdout).
+
+    ``soft_wrap=False`` wraps text and fits tables to the width (80 columns when stdout
+    is not a terminal and $COLUMNS is unset).
+    """
+    return Console(file=sys.stdout, highlight=False, soft_wrap=soft_wrap)
 
 
 def err_console() -> Console:
@@ -267,6 +281,7 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
         "vendor_ids": dict(receipt.vendor_ids),
         "trace_id": receipt.trace_id,
         "detail": receipt.detail,
+        "dropped_fields": list(receipt.dropped_fields),
     }
     if receipt.error is not None:
         data["error"] = type(receipt.error).__name__
@@ -303,6 +318,8 @@ def receipt_table(receipt: Receipt) -> Table:
     ]
     if receipt.detail:
         rows.append(("detail", cell(receipt.detail)))
+    if receipt.dropped_fields:
+        rows.append(("not carried", cell(", ".join(receipt.dropped_fields))))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -326,3 +343,82 @@ VerboseOption = Annotated[
     typer.Option("--verbose", "-v", help="Debug logging, and tracebacks on errors."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        envvar="MSGBRIDGE_STATE",
+        help="SQLite file remembering the state applied to each message, so no run "
+        "regresses one. Default: $XDG_STATE_HOME/msgbridge/guard.sqlite3 "
+        "(~/.local/state/msgbridge/guard.sqlite3).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+NoGuardOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-guard",
+        help="Do not read or write the state file: only this run's own updates are "
+        "checked for staleness (earlier runs may be regressed).",
+    ),
+]
+
+
+# -- the persistent state guard ----------------------------------------------------------
+
+STATE_ENV = "MSGBRIDGE_STATE"
+GUARD_FILE = "guard.sqlite3"
+
+
+def default_state_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the CLI remembers what it applied: ``$XDG_STATE_HOME/msgbridge/guard.sqlite3``.
+
+    Falls back to ``~/.local/state/msgbridge/guard.sqlite3`` (the XDG default), and to
+    ``%LOCALAPPDATA%\\msgbridge\\guard.sqlite3`` on Windows. Per user, not per
+    directory, so every run of ``send``/``conversation``/``push`` by one user shares it.
+    """
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME", "").strip()
+    if base and Path(base).is_absolute():  # the spec says relative values are ignored
+        return Path(base) / "msgbridge" / GUARD_FILE
+    if sys.platform == "win32" and env.get("LOCALAPPDATA"):  # pragma: no cover - Windows
+        return Path(env["LOCALAPPDATA"]) / "msgbridge" / GUARD_FILE
+    return Path.home() / ".local" / "state" / "msgbridge" / GUARD_FILE
+
+
+@contextmanager
+def cli_guard(state: Path | None, no_guard: bool) -> Iterator[Guard | bool]:
+    """The guard a command's bridge uses: persistent by default, so runs never regress.
+
+    Separate CLI processes would each start with an empty in-memory guard, and a
+    ``delivered`` sent by one run would be overwritten by a ``sent`` from the next. The
+    outbox's :class:`~msgbridge.outbox.PersistentGuard` over a per-user SQLite file
+    closes that hole. ``--no-guard`` keeps only the in-memory guard of this one run.
+    """
+    if no_guard:
+        yield True
+        return
+    from msgbridge.outbox import PersistentGuard, SQLiteStore, StorageError
+
+    path = (state or default_state_path()).expanduser()
+    hint = f"pass --state PATH (or set {STATE_ENV}), or --no-guard to run without it"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(
+            f"cannot create the state directory {str(path.parent)!r}: "
+            f"{exc.strerror or exc}; {hint}",
+            ExitCode.IO,
+        ) from None
+    try:
+        store = SQLiteStore(path)
+    except StorageError as exc:
+        raise CliError(
+            f"the guard's state file {str(path)!r} cannot be used: {exc.message}; {hint}",
+            ExitCode.IO,
+        ) from None
+    try:
+        yield PersistentGuard(store)
+    finally:
+        store.close()

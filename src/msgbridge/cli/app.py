@@ -16,12 +16,13 @@ from msgbridge.cli._common import (
     reset_verbosity,
 )
 from msgbridge.cli.adapters_cmd import adapters
-from msgbridge.cli.config_cmd import config_command
+from msgbridge.cli.config_cmd import config_app
 from msgbridge.cli.demo_cmd import demo
 from msgbridge.cli.emulate_cmd import emulate
 from msgbridge.cli.outbox_cmd import outbox_app
 from msgbridge.cli.push_cmd import push
 from msgbridge.cli.send_cmd import conversation, send
+from msgbridge.cli.webhook_cmd import webhook_app
 
 __all__ = ["app", "main"]
 
@@ -68,13 +69,14 @@ def _root(
 
 
 app.command("adapters")(adapters)
-app.command("config")(config_command)
+app.add_typer(config_app, name="config")
 app.command("send")(send)
 app.command("conversation")(conversation)
 app.command("push")(push)
 app.command("emulate")(emulate)
 app.command("demo")(demo)
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(webhook_app, name="webhook")
 
 
 def main(argv: list[str] | None = None) -> int:

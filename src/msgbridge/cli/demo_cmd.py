@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,8 +52,8 @@ from msgbridge.cli._common import (
     out_console,
     print_json,
 )
+from msgbridge.cli.demo_email import run_email_step
 from msgbridge.cli.emulate_cmd import plugin_vendors, require_emulator
-from msgbridge.cli.push_cmd import summary_table
 from msgbridge.connection import Connection
 from msgbridge.errors import MessagingError
 from msgbridge.model import (
@@ -489,11 +490,13 @@ def _traffic(emu: Emulator, vendor: str) -> dict[str, int]:
 
 
 def _vendor_table(per_vendor: Mapping[str, Mapping[str, Any]]) -> Table:
-    table = Table(title="emulator: final state per vendor", title_justify="left")
+    table = Table(
+        title="emulator: final state per vendor", title_justify="left", box=box.SIMPLE_HEAD
+    )
     table.add_column("vendor", style="bold")
-    table.add_column("messages", justify="right")
+    table.add_column("msgs", justify="right")
     table.add_column("final statuses", overflow="fold")
-    table.add_column("conversations", justify="right")
+    table.add_column("convs", justify="right")
     table.add_column("as expected", justify="right")
     for vendor, info in per_vendor.items():
         finals = ", ".join(f"{k} {v}" for k, v in sorted(info["finals"].items()))
@@ -519,13 +522,96 @@ _TRAFFIC_COLUMNS = (
 
 
 def _traffic_table(traffic: Mapping[str, Mapping[str, int]]) -> Table:
-    table = Table(title="emulator: update requests per vendor", title_justify="left")
+    table = Table(
+        title="emulator: update requests per vendor", title_justify="left", box=box.SIMPLE_HEAD
+    )
     table.add_column("vendor", style="bold")
     for _, header in _TRAFFIC_COLUMNS:
         table.add_column(header, justify="right")
     for vendor, counts in traffic.items():
         table.add_row(cell(vendor), *[cell(counts.get(key, 0)) for key, _ in _TRAFFIC_COLUMNS])
     return table
+
+
+#: Receipt outcomes as the demo's columns: (outcome, header), then what they mean.
+_RECEIPT_COLUMNS = (
+    ("applied", "applied"),
+    ("skipped_unsupported", "unsup."),
+    ("skipped_stale", "stale"),
+    ("skipped_duplicate", "dup."),
+    ("skipped_superseded", "supers."),
+    ("failed", "failed"),
+)
+LEGEND = (
+    "Skipped updates are never sent and spend no vendor budget. unsup.: the vendor has "
+    "no value for that state (HubSpot has no 'pending'). stale: older than the state the "
+    "message already reached (an out-of-order callback). dup.: the vendor would get the "
+    "same value again. supers.: a later update for the same message replaced it while it "
+    "waited. retries: extra attempts after a 5xx, a dropped connection, a 429 or the "
+    "HighLevel provider race."
+)
+TRY_NEXT = (
+    "what to try next:",
+    "  msgbridge emulate            a local emulator, and a config that points at it",
+    "  msgbridge config init        a commented msgbridge.toml for your own account",
+    "  msgbridge send CONN ID read  one status (a later 'sent' is skipped as stale)",
+    "  msgbridge push FILE.jsonl    a file of updates: progress, rejects file, resume",
+)
+
+
+def _receipts_table(
+    by_connection: Mapping[str, Mapping[str, int]], retries: Mapping[str, int]
+) -> Table:
+    """Receipts per connection, narrow enough for 80 columns (see the legend)."""
+    table = Table(
+        title="bridge receipts by connection",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    table.add_column("connection", style="bold", no_wrap=True)
+    for _, header in _RECEIPT_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("retries", justify="right")
+    table.add_column("total", justify="right")
+    totals: Counter[str] = Counter()
+    for name, counts in sorted(by_connection.items()):
+        values = [counts.get(key, 0) for key, _ in _RECEIPT_COLUMNS]
+        totals.update({key: counts.get(key, 0) for key, _ in _RECEIPT_COLUMNS})
+        totals["retries"] += retries.get(name, 0)
+        table.add_row(
+            cell(name),
+            *[cell(v) for v in values],
+            cell(retries.get(name, 0)),
+            cell(sum(counts.values())),
+        )
+    table.add_section()
+    table.add_row(
+        cell("all"),
+        *[cell(totals[key]) for key, _ in _RECEIPT_COLUMNS],
+        cell(totals["retries"]),
+        cell(sum(sum(c.values()) for c in by_connection.values())),
+    )
+    return table
+
+
+def _pacing_note(traffic: Mapping[str, Mapping[str, int]]) -> str:
+    """Why a rate-limited account saw no (or few) 429s: the client paces itself."""
+    small = f"{RATE_LIMITED[0]}-{RATE_LIMITED[1] + 1}"
+    budget = f"{SMALL_BUDGET[0]} requests per {SMALL_BUDGET[1]:g} s"
+    seen = sum(counts.get("429", 0) for counts in traffic.values())
+    paced = (
+        f"account {small} is limited to {budget}, yet the emulator answered "
+        f"{seen} request(s) with 429: "
+    )
+    return paced + (
+        "msgbridge paces every connection at its budget client-side (the vendor's "
+        "published one, or the connection's rate_limit) and waits for a free slot "
+        "instead of sending into a 429."
+    )
 
 
 @handle_errors
@@ -537,6 +623,14 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run the whole provider loop instead: signed webhooks -> intake -> fake "
+            "carrier -> statuses back, with forged and replayed webhooks refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run a realistic mixed batch through the in-process emulator and check every result.
 
@@ -549,12 +643,17 @@ def demo(
     """
     configure_logging(verbose)
     require_emulator()
+    if loop:
+        from msgbridge.cli.demo_loop import loop_command
+
+        loop_command(messages, seed, quiet=quiet, as_json=as_json)
+        return
     from msgbridge.emulator import Emulator, EmulatorConfig
 
     started = time.monotonic()
     registry = AdapterRegistry.from_entry_points()
     config = EmulatorConfig(seed=seed, record_limit=max(10_000, 40 * messages))
-    console = out_console()
+    console = out_console(soft_wrap=False)
     with Emulator(config, vendors=plugin_vendors(registry)) as emu:
         targets, skipped = _targets(emu, registry)
         if not targets:
@@ -584,6 +683,7 @@ def demo(
             for name, reason in skipped.items():
                 console.print(f"skipped vendor {name}: {reason}", markup=False)
         by_connection: dict[str, Counter[str]] = {}
+        retries: Counter[str] = Counter()
         failures: list[str] = []
         seeded: dict[tuple[str, str], str | None] = {}
         batch_started = time.monotonic()
@@ -615,6 +715,7 @@ def demo(
                 ):
                     counts = by_connection.setdefault(receipt.connection, Counter())
                     counts[receipt.outcome.value] += 1
+                    retries[receipt.connection] += max(0, (receipt.attempts or 0) - 1)
                     if receipt.outcome is Outcome.FAILED and len(failures) < 10:
                         failures.append(
                             f"{receipt.connection} {receipt.subject_id}: {receipt.detail}"
@@ -626,11 +727,12 @@ def demo(
                     progress.stop()
         batch_seconds = time.monotonic() - batch_started
         mismatches, per_vendor = _verify(emu, targets, events, seeded)
+        emails = run_email_step(emu, registry, [t.vendor for t in targets])
         traffic = {t.vendor: _traffic(emu, t.vendor) for t in targets}
     total_seconds = time.monotonic() - started
     checked = sum(v["messages"] + v["conversations"] for v in per_vendor.values())
     failed = sum(c[Outcome.FAILED.value] for c in by_connection.values())
-    ok = not mismatches
+    ok = not mismatches and emails.ok
     if as_json:
         print_json(
             {
@@ -642,6 +744,7 @@ def demo(
                 "seconds": round(total_seconds, 2),
                 "batch_seconds": round(batch_seconds, 2),
                 "by_connection": {k: dict(v) for k, v in sorted(by_connection.items())},
+                "retries": dict(sorted(retries.items())),
                 "vendors": {
                     name: {
                         "messages": info["messages"],
@@ -654,15 +757,22 @@ def demo(
                 },
                 "skipped_vendors": skipped,
                 "mismatches": [m.to_json() for m in mismatches[:50]],
+                "email_status": emails.to_json(),
             }
         )
     else:
         if not quiet:
-            console.print(summary_table(by_connection, "bridge receipts by connection"))
+            console.print(_receipts_table(by_connection, retries))
+            console.print(LEGEND, markup=False)
+            console.print()
             console.print(_vendor_table(per_vendor))
             console.print(_traffic_table(traffic))
+            console.print(_pacing_note(traffic), markup=False)
             for line in failures:
                 console.print(f"failed: {line}", markup=False)
+            console.print(emails.summary(), markup=False)
+            for line in emails.problems[:10]:
+                console.print(f"email: {line}", markup=False)
             for mismatch in mismatches[:10]:
                 console.print(
                     f"mismatch: {mismatch.vendor} {mismatch.subject}: expected "
@@ -677,5 +787,8 @@ def demo(
             f"not end in their expected state ({failed} updates failed)"
         )
         console.print(verdict, markup=False, style="bold green" if ok else "bold red")
+        if not quiet:
+            console.print()
+            console.print("\n".join(TRY_NEXT), markup=False)
     if not ok:
         raise typer.Exit(int(ExitCode.FAILED))

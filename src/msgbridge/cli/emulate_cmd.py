@@ -1,7 +1,14 @@
-"""``msgbridge emulate``: run the vendor emulator in the foreground until Ctrl-C."""
+"""``msgbridge emulate``: run the vendor emulator in the foreground until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import signal
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +25,7 @@ from msgbridge.registry import AdapterRegistry
 if TYPE_CHECKING:
     from msgbridge.emulator import EmulatedVendor
 
-__all__ = ["emulate", "plugin_vendors", "require_emulator"]
+__all__ = ["emulate", "emulator_config_toml", "plugin_vendors", "require_emulator"]
 
 EXTRA_HINT = "the emulator needs the 'emulator' extra: pip install 'msgbridge[emulator]'"
 
@@ -29,6 +36,82 @@ def require_emulator() -> None:
         import uvicorn  # noqa: F401
     except ImportError:
         raise CliError(EXTRA_HINT, ExitCode.CONFIG) from None
+
+
+#: Built-in vendors a printed config covers, with the settings each adapter needs.
+_CONFIG_VENDORS = ("highlevel", "leadway", "hoop", "hubspot")
+
+
+def _env_name(vendor: str) -> str:
+    return f"EMULATOR_{vendor.upper()}_TOKEN"
+
+
+def emulator_config_toml(
+    base: str, tokens: Mapping[str, tuple[str, str]], hubspot_channel: int
+) -> str:
+    """A ``msgbridge.toml`` for an emulator at *base*: one connection per built-in vendor.
+
+    *tokens* maps a vendor to the (token, account) it accepts. Tokens go in environment
+    variables, as in any config (the ``export`` lines are in the file's comments).
+    """
+    lines = [
+        f"# msgbridge.toml for the emulator on {base}",
+        "# Save it (or use `msgbridge emulate --write-config PATH`), then set the tokens:",
+    ]
+    vendors = [v for v in _CONFIG_VENDORS if v in tokens]
+    lines += [f"#   export {_env_name(v)}={tokens[v][0]}" for v in vendors]
+    lines += [
+        "# and try: msgbridge send --config PATH highlevel msg-1 delivered",
+        "# msgbridge paces its requests at each vendor's budget itself (HighLevel: 100",
+        "# per 10 s per location), so the emulator's rate limits never need to say 429.",
+        "",
+        "[retry]",
+        "max_attempts = 3",
+        "initial_backoff = 0.2",
+    ]
+    for vendor in vendors:
+        account = tokens[vendor][1]
+        lines += [
+            "",
+            f"[connections.{vendor}]",
+            f'adapter = "{vendor}"',
+            f'token_env = "{_env_name(vendor)}"',
+            f"[connections.{vendor}.settings]",
+            f'base_url = "{base}/{vendor}"',
+        ]
+        if vendor == "hubspot":
+            lines.append(f"channel_id = {hubspot_channel}")
+        else:
+            lines.append(f'location_id = "{account}"')
+    return "\n".join(lines) + "\n"
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _sigterm_stops(stopped: list[str]) -> Iterator[None]:
+    """SIGTERM is a normal stop (the server shuts down and the command exits 0).
+
+    uvicorn handles SIGTERM while serving, then re-raises it with the handler it found
+    before: this one, which only notes it, where the default would kill the process.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        stopped.append(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def plugin_vendors(registry: AdapterRegistry) -> list[EmulatedVendor]:
@@ -87,18 +170,28 @@ def emulate(
         int, typer.Option(min=0, help="Requests kept for inspection (0: none).")
     ] = 10_000,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config",
+            metavar="PATH",
+            help="Also write the matching msgbridge.toml to PATH (overwritten).",
+            dir_okay=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run the vendor emulator in the foreground (Ctrl-C stops it).
+    """Run the vendor emulator in the foreground (Ctrl-C or SIGTERM stops it, exit 0).
 
     Serves every built-in vendor (HighLevel, Leadway, Hoop, HubSpot) and any vendor a
     plugin contributes, each under its own prefix (http://HOST:PORT/highlevel, ...), plus
-    the control endpoint /_emulator (state, seeding, faults). Prints the base URLs and the
-    accepted tokens. Point a connection at it with settings.base_url.
+    the control endpoint /_emulator (state, seeding, faults). Prints the base URLs, the
+    accepted tokens and a msgbridge.toml that points at it (--write-config saves it).
     """
     configure_logging(verbose)
     require_emulator()
     from msgbridge.emulator import EmulatorConfig
+    from msgbridge.emulator.config import DEMO_ACCOUNTS, DEMO_HUBSPOT_CHANNEL_ID, demo_token
     from msgbridge.emulator.server import serve
 
     if host not in {"127.0.0.1", "localhost", "::1"}:
@@ -122,13 +215,38 @@ def emulate(
     except ValueError as exc:
         raise CliError(str(exc)) from None
     vendors = plugin_vendors(AdapterRegistry.from_entry_points())
+    if port == 0:  # the config names the port, so pick it now
+        port = _free_port(host)
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"http://{shown_host}:{port}"
+    tokens: dict[str, tuple[str, str]] = {}
+    if config.demo:
+        for name, account in DEMO_ACCOUNTS.items():
+            tokens[name] = (demo_token(name), account)
+    for given in config.tokens:
+        tokens.setdefault(given.vendor, (given.token, given.account or ""))
+    toml = emulator_config_toml(base, tokens, DEMO_HUBSPOT_CHANNEL_ID)
+    if write_config is not None:
+        write_config.write_text(toml, encoding="utf-8")
+    printed: list[bool] = []
 
     def announce(line: Any) -> None:
         typer.echo(str(line))
+        if not printed and str(line).startswith("unknown message ids:"):
+            printed.append(True)
+            typer.echo("")
+            typer.echo(toml, nl=False)
+            if write_config is not None:
+                typer.echo(f"# (written to {write_config})")
+            typer.echo("")
+            typer.echo("Ctrl-C or SIGTERM stops the emulator.")
 
+    stopped: list[str] = []
     try:
-        serve(host, port, config, vendors=vendors, announce=announce, access_log=access_log)
+        with _sigterm_stops(stopped):
+            serve(host, port, config, vendors=vendors, announce=announce, access_log=access_log)
     except KeyboardInterrupt:  # pragma: no cover - interactive
-        typer.echo("emulator stopped", err=True)
+        stopped.append("SIGINT")
     except (ValueError, KeyError) as exc:
         raise CliError(str(exc)) from None
+    typer.echo(f"emulator stopped ({stopped[0] if stopped else 'SIGINT'})", err=True)

@@ -1,20 +1,25 @@
-"""``msgbridge outbox``: inspect and drain a durable outbox (``status | drain | dead | requeue``).
+"""``msgbridge outbox``: inspect and drain a durable outbox
+(``status | drain | work | dead | requeue``).
 
 The outbox is a SQLite file (``--db PATH`` or ``$MSGBRIDGE_OUTBOX_DB``) or a PostgreSQL
 database (``--dsn DSN`` or ``$MSGBRIDGE_OUTBOX_DSN``; prefer the variable, a DSN may hold a
-password, and it is never printed). ``drain`` sends through the connections of the config
-file (``--config``, as for every command); the others only read or move rows.
+password, and it is never printed). ``drain`` (one pass) and ``work`` (until SIGTERM)
+send through the connections of the config file (``--config``, as for every command);
+the others only read or move rows.
 
 Exit codes as for every command; a database that cannot be used (damaged, foreign,
 newer schema, locked, full) is 4, and ``drain`` ends with 1 when updates became dead
-letters.
+letters or when rows of connections the config does not define were left behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +61,7 @@ R = TypeVar("R")
 
 outbox_app = typer.Typer(
     name="outbox",
-    help="Inspect and drain a durable outbox: status, drain, dead letters, requeue.",
+    help="Inspect and drain a durable outbox: status, drain, work, dead letters, requeue.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -236,7 +241,26 @@ def report_json(report: BatchReport) -> dict[str, int]:
         "dead": report.dead,
         "released": report.released,
         "lost": report.lost,
+        "fenced": report.fenced,
     }
+
+
+def unserved(stats: OutboxStats, served: set[str]) -> dict[str, int]:
+    """Pending rows per connection that no worker of this configuration can send."""
+    return {
+        name: counts["pending"]
+        for name, counts in sorted(stats.by_connection().items())
+        if name not in served and counts["pending"]
+    }
+
+
+def warn_unserved(rows: dict[str, int], what: str) -> None:
+    if rows:
+        listed = ", ".join(f"{name} ({count})" for name, count in rows.items())
+        sys.stderr.write(
+            f"msgbridge: warning: {sum(rows.values())} pending row(s) belong to connections "
+            f"{what}: {listed}; add them to the config or run a worker that has them\n"
+        )
 
 
 @outbox_app.command("drain")
@@ -287,6 +311,10 @@ def drain(
             report = worker.drain(until_empty=until_empty, timeout=timeout)
         stats = outbox.stats()
         location = outbox.store.location
+    served = {c.name for c in connections}
+    left_unserved = unserved(stats, served)
+    if not connection:  # every usable connection was asked for: leftovers are a problem
+        warn_unserved(left_unserved, "this config does not define (or could not use)")
     if json_output:
         print_json({"outbox": location, "drain": report_json(report), **stats_json(stats)})
     else:
@@ -300,8 +328,202 @@ def drain(
             console.print(stats_table(stats, "left in the outbox"))
         else:
             console.print("the outbox is empty")
-    if report.dead:
+    if report.dead or (left_unserved and not connection):
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+# -- work -------------------------------------------------------------------------------------
+
+
+def _status_line(worker: OutboxWorker, outbox: Outbox, served: set[str]) -> str:
+    totals = worker.totals
+    stats = outbox.stats()
+    mine = sum(c["pending"] for n, c in stats.by_connection().items() if n in served)
+    held = len(worker.leases.held) if worker.leases is not None else 0
+    oldest = (
+        f", oldest {stats.oldest_pending_age:.0f} s" if stats.oldest_pending_age is not None else ""
+    )
+    line = (
+        f"msgbridge outbox work: applied {totals.applied}, skipped {totals.skipped}, "
+        f"retried {totals.retried}, dead {totals.dead}, fenced {totals.fenced}; "
+        f"holding {held} connection(s); {mine} pending for this config{oldest}"
+    )
+    warn_unserved(unserved(stats, served), "this worker does not serve")
+    return line
+
+
+@outbox_app.command("work")
+@handle_errors
+@storage_errors
+def work(
+    db: DbOption = None,
+    dsn: DsnOption = None,
+    config: ConfigOption = None,
+    connection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connection",
+            help="Serve only this connection (repeatable). Default: every usable one.",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at once (all connections).")
+    ] = 32,
+    per_connection: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at once per connection.")
+    ] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows leased per batch.")] = 200,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(min=1.0, help="How long a connection's lease lasts without renewal."),
+    ] = 60.0,
+    shutdown_deadline: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="On SIGTERM/SIGINT: seconds to finish the batch in flight before the rest "
+            "is given back unsent.",
+        ),
+    ] = 30.0,
+    status_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between status lines (on stderr).")
+    ] = 30.0,
+    json_output: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT: lease connections, send, settle, repeat.
+
+    Several workers (processes or machines) may share one outbox: each sends only for
+    the connections it holds a lease on, so each account is sent for by one worker at
+    a time. On SIGTERM or SIGINT the worker stops leasing, finishes the batch in flight
+    within --shutdown-deadline (then gives back what was not sent), releases its leases
+    and prints what it did. A second signal stops at once.
+    """
+    configure_logging(verbose)
+    registry = AdapterRegistry.from_entry_points()
+    connections = _connections(config, connection, registry)
+    served = {c.name for c in connections}
+    stop = threading.Event()
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.append(signum)
+        if len(signals) > 1:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with open_outbox(db, dsn) as outbox:
+            report, location, stopped_in = _work(
+                outbox,
+                connections,
+                registry,
+                served,
+                stop,
+                concurrency=concurrency,
+                per_connection=per_connection,
+                batch_size=batch_size,
+                lease_seconds=lease_seconds,
+                shutdown_deadline=shutdown_deadline,
+                status_interval=status_interval,
+            )
+            stats = outbox.stats()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    reason = signal.Signals(signals[0]).name if signals else "stopped"
+    if json_output:
+        print_json(
+            {
+                "outbox": location,
+                "stopped_by": reason,
+                "shutdown_seconds": stopped_in,
+                "work": report_json(report),
+                **stats_json(stats),
+            }
+        )
+        return
+    console = out_console()
+    table = Table(title=f"worked on {location} (stopped by {reason})", title_justify="left")
+    for name in report_json(report):
+        table.add_column(name, justify="right")
+    table.add_row(*(cell(v) for v in report_json(report).values()))
+    console.print(table)
+    console.print(f"shut down in {stopped_in:.1f} s; {stats.pending} row(s) left pending")
+
+
+def _work(
+    outbox: Outbox,
+    connections: list[Connection],
+    registry: AdapterRegistry,
+    served: set[str],
+    stop: threading.Event,
+    *,
+    concurrency: int,
+    per_connection: int,
+    batch_size: int,
+    lease_seconds: float,
+    shutdown_deadline: float,
+    status_interval: float,
+) -> tuple[BatchReport, str, float]:
+    worker = OutboxWorker.create(
+        outbox,
+        connections,
+        registry=registry,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        max_in_flight=concurrency,
+        per_connection=per_connection,
+    )
+    location = outbox.store.location
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run_forever(worker.stopping)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+            stop.set()
+
+    sys.stderr.write(
+        f"msgbridge outbox work: {worker.owner} serving {len(served)} connection(s) on {location}\n"
+    )
+    warn_unserved(unserved(outbox.stats(), served), "this worker does not serve")
+    thread = threading.Thread(target=run, name="msgbridge-outbox-work", daemon=True)
+    thread.start()
+    stopped_in = 0.0
+    try:
+        next_status = time.monotonic() + status_interval
+        while not stop.wait(max(0.0, min(1.0, next_status - time.monotonic()))):
+            if time.monotonic() >= next_status:
+                sys.stderr.write(_status_line(worker, outbox, served) + "\n")
+                next_status = time.monotonic() + status_interval
+        began = time.monotonic()
+        sys.stderr.write(
+            "msgbridge outbox work: stopping: no new leases; finishing the batch in flight "
+            f"(at most {shutdown_deadline:g} s)\n"
+        )
+        worker.stopping.set()
+        thread.join(shutdown_deadline)
+        if thread.is_alive():
+            sys.stderr.write(
+                "msgbridge outbox work: deadline reached: giving back what was not sent\n"
+            )
+            worker.abandon()
+            thread.join(5.0)  # requests already on the wire end within their timeout
+        stopped_in = time.monotonic() - began
+    finally:
+        worker.abandon()
+        released = worker.release_leases()
+        if released:
+            sys.stderr.write(
+                f"msgbridge outbox work: released {len(released)} connection lease(s)\n"
+            )
+        worker.close()
+    if failure:
+        raise failure[0]
+    return worker.totals, location, stopped_in
 
 
 # -- dead letters -------------------------------------------------------------------------------

@@ -31,31 +31,52 @@ Lines longer than 1 MiB are rejected with the first 1 KiB in ``text`` and
 ``"truncated": true``; lines that are not UTF-8 carry their exact bytes in
 ``raw_base64``. The rejects file is rewritten on every run (empty when nothing was
 rejected), so it always describes the latest run; feed it back after fixing the cause.
+
+Progress (on stderr, so ``--json`` output stays clean): on a terminal a bar of finished
+lines (``M/N``: the file's lines are counted first; stdin has no total), the rate and the
+ETA, with the outcome counts on a line of their own; otherwise a plain line every
+``--progress-every`` seconds. Either says when the client is pacing a connection at its
+vendor budget (HighLevel: 100 requests per 10 s per location), which is then what limits
+the run: msgbridge waits before sending rather than collecting 429s.
+
+Stopping: SIGINT (Ctrl-C) or SIGTERM stops reading, closes the rejects file with every
+finished line in it, prints the partial summary and ``stopped after line N`` (every line
+up to N is finished), and exits 130 (SIGINT) or 143 (SIGTERM). ``--skip N`` (or
+``--resume-from N+1``) continues from there: the rejects file then keeps its records up
+to line N and the new ones are appended. Lines after N that had already been sent are
+sent again and skipped by the persistent guard as duplicates. A second signal exits at
+once. ``--max-consecutive-failures`` (default 25) stops the same way, exit 1, when that
+many updates in a row failed: the vendor is most likely down, and retrying every
+remaining line would take hours.
+
+The state guard is persistent (``--state``, see ``msgbridge send --help``), so no push
+regresses a message that an earlier run, or ``msgbridge send``, moved further along.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
 import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import IO, Annotated, Any
 
 import attrs
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from msgbridge.bridge import AsyncBridge, Bridge
 from msgbridge.cli._common import (
@@ -63,20 +84,25 @@ from msgbridge.cli._common import (
     ConfigOption,
     ExitCode,
     JsonOption,
+    NoGuardOption,
+    StateOption,
     VerboseOption,
     cell,
+    cli_guard,
     configure_logging,
+    err_console,
     handle_errors,
     out_console,
     print_json,
 )
-from msgbridge.cli.config import Config, load_config
+from msgbridge.config import Config, load_config
 from msgbridge.errors import ConfigurationError, InvalidStatus
+from msgbridge.guard import Guard
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.registry import AdapterRegistry
 from msgbridge.serialization import conversation_from_json, status_from_json
 
-__all__ = ["MAX_LINE_BYTES", "LineError", "parse_line", "push"]
+__all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILURES", "MAX_LINE_BYTES", "LineError", "parse_line", "push"]
 
 #: Longest input line accepted (a status is a few hundred bytes).
 MAX_LINE_BYTES = 1024 * 1024
@@ -86,6 +112,12 @@ _LINE_KEYS = ("connection", "status", "conversation")
 #: Summary row for lines whose connection could not be read at all.
 NO_CONNECTION = "(none)"
 MALFORMED = "malformed"
+#: Updates failing in a row that stop a push (the vendor is most likely down).
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
+#: Seconds between plain progress lines when stderr is not a terminal.
+DEFAULT_PROGRESS_EVERY = 5.0
+#: Seconds between looks at the rate limiters (is pacing what limits the run?).
+PACING_SAMPLE = 0.25
 
 
 Update = MessageStatus | ConversationUpdate
@@ -174,23 +206,37 @@ class _Line:
     truncated: bool = False
 
 
-def _read_lines(stream: IO[bytes], progress: _Progress) -> Iterator[_Line]:
-    """Physical lines, one at a time; over-long lines are cut, never held whole."""
+def count_lines(path: Path) -> int:
+    """Lines in *path* (a last line without a newline counts), read in 1 MiB blocks."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _read_lines(stream: IO[bytes], skip: int = 0) -> Iterator[_Line]:
+    """Physical lines, one at a time; over-long lines are cut, never held whole.
+
+    The first *skip* lines are read past (``--skip``); numbers stay those of the file.
+    """
     number = 0
     while True:
         chunk = stream.readline(MAX_LINE_BYTES + 1)
         if not chunk:
             return
         number += 1
-        progress.read(len(chunk))
         truncated = len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n")
         if truncated:
             while True:  # drain the rest of the line without keeping it
                 more = stream.readline(64 * 1024)
-                progress.read(len(more))
                 if not more or more.endswith(b"\n"):
                     break
             chunk = chunk[:TRUNCATED_TEXT_BYTES]
+        if number <= skip:
+            continue
         raw = chunk.rstrip(b"\n")
         raw = raw[:-1] if raw.endswith(b"\r") else raw
         try:
@@ -203,54 +249,329 @@ def _read_lines(stream: IO[bytes], progress: _Progress) -> Iterator[_Line]:
         yield line
 
 
-class _Progress:
-    """A rich progress bar on a terminal; nothing otherwise."""
+# -- stopping: signals and fail-fast ------------------------------------------------------
 
-    def __init__(self, enabled: bool, total_bytes: int | None) -> None:
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        self._bytes = 0
-        self._events = 0
-        if enabled:
-            self._bar = Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
+
+class _Stop(Exception):
+    """The push stops early (a signal, or too many failures in a row)."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class _Stopper:
+    """Turns SIGINT/SIGTERM into a :class:`_Stop`, never in the middle of our bookkeeping.
+
+    The handler raises at once unless a :meth:`critical` section (recording a line) is
+    running; then the section raises when it ends, so every finished line is in the
+    rejects file and the counts. ``event`` is set too: the bridge's sleeps (retry backoff,
+    pacing) end at once, so in-flight work does not hold the exit. A second signal exits
+    immediately (the rejects file is line-buffered: nothing written is lost).
+    """
+
+    def __init__(self) -> None:
+        self.stop: _Stop | None = None
+        self.event = threading.Event()
+        self._critical = 0
+        self._previous: dict[int, Any] = {}
+
+    def request(self, reason: str, code: int) -> _Stop:
+        if self.stop is None:
+            self.stop = _Stop(reason, code)
+            self.event.set()
+        return self.stop
+
+    def signalled(self, signum: int) -> None:
+        """A signal arrived: request the stop, or exit now if one was already requested."""
+        if self.stop is not None:
+            sys.stderr.write("msgbridge: push: second signal, exiting now\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        self.request(signal.Signals(signum).name, 128 + signum)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.signalled(signum)
+        if not self._critical and self.stop is not None:
+            raise self.stop
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+        if not self._critical and self.stop is not None:
+            raise self.stop
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT/SIGTERM for the duration (main thread only; else untouched)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        try:
+            yield
+        finally:
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+            self._previous.clear()
+
+    def sleep(self, seconds: float) -> None:
+        """The bridge's sleep: ends early, with :class:`_Stop`, when the push stops."""
+        if self.event.wait(max(0.0, seconds)) and self.stop is not None:
+            raise self.stop
+
+
+class _Finished:
+    """The highest line N such that every line up to N is finished (for ``--skip N``)."""
+
+    def __init__(self, start: int) -> None:
+        self.upto = start
+        self._ahead: set[int] = set()
+
+    def add(self, number: int) -> None:
+        if number != self.upto + 1:
+            self._ahead.add(number)
+            return
+        self.upto = number
+        while self.upto + 1 in self._ahead:
+            self._ahead.remove(self.upto + 1)
+            self.upto += 1
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class _Bar(Progress):
+    """A rich progress bar with the outcome counts (and pacing) on lines of their own."""
+
+    status: Text = Text()
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.status.plain:
+            yield self.status
+
+
+def _duration(seconds: float) -> str:
+    seconds = math.ceil(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _counts(totals: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {totals[k]}" for k in _OUTCOME_COLUMNS if totals.get(k))
+
+
+class _Reporter:
+    """Progress of finished lines: a bar on a terminal, plain lines elsewhere, or nothing.
+
+    A background thread refreshes it and samples the connections' rate limiters: a
+    connection whose budget is used up most of the time is what limits the run, and
+    the user is told so (the client waits; the vendor never has to answer 429).
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        total: int | None,
+        every: float,
+        console: Console,
+        tally: _Tally,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mode = mode
+        self.total = total
+        self.every = every
+        self.console = console
+        self.tally = tally
+        self.clock = clock
+        self.done = 0
+        self.bridge: Bridge | AsyncBridge | None = None
+        self.started = clock()
+        self._samples: deque[tuple[float, int]] = deque([(self.started, 0)])
+        self._recent: deque[frozenset[str]] = deque(maxlen=20)
+        self.paced_samples: Counter[str] = Counter()
+        self.samples = 0
+        self.budgets: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bar: _Bar | None = None
+        self._task: Any = None
+
+    # -- what the push tells it
+    def line_done(self) -> None:
+        self.done += 1
+
+    # -- figures
+    def rate(self) -> float:
+        now = self.clock()
+        while len(self._samples) > 1 and now - self._samples[0][0] > 10.0:
+            self._samples.popleft()
+        then, done_then = self._samples[0]
+        elapsed = now - then
+        return (self.done - done_then) / elapsed if elapsed > 0 else 0.0
+
+    def eta(self, rate: float) -> str:
+        if self.total is None or rate <= 0:
+            return "?"
+        return _duration(max(0, self.total - self.done) / rate)
+
+    def count_text(self) -> str:
+        return f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
+
+    def pacing(self) -> list[str]:
+        """Connections held at their budget in at least half of the recent samples."""
+        if not self._recent:
+            return []
+        seen: Counter[str] = Counter()
+        for names in self._recent:
+            seen.update(names)
+        return sorted(n for n, k in seen.items() if k * 2 >= len(self._recent))
+
+    def pacing_text(self) -> str:
+        names = self.pacing()
+        if not names:
+            return ""
+        shown = ", ".join(f"{n} ({self.budgets[n]})" for n in names[:3])
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return f"paced at the vendor budget: {shown}{more}"
+
+    def _sample(self) -> None:
+        bridge = self.bridge
+        if bridge is None:
+            return
+        now = time.monotonic()  # the bridges' default clock, which the limiters use
+        paced = set()
+        for name, bound in bridge.connections.items():
+            limiter = bound.limiter
+            if limiter is None:
+                continue
+            self.budgets[name] = f"{limiter.requests} per {limiter.per_seconds:g} s"
+            if limiter.available_at(now) > now:
+                paced.add(name)
+        self._recent.append(frozenset(paced))
+        self.paced_samples.update(paced)
+        self.samples += 1
+
+    def plain_line(self) -> str:
+        rate = self.rate()
+        parts = [f"{self.count_text()} lines"]
+        if self.total:
+            parts[0] += f" ({100 * self.done // self.total}%)"
+        parts.append(f"{rate:.1f} lines/s")
+        if self.total is not None:
+            parts.append(f"eta {self.eta(rate)}")
+        parts.append(_counts(self.tally.totals) or "nothing finished yet")
+        pacing = self.pacing_text()
+        if pacing:
+            parts.append(pacing)
+        return "msgbridge: push: " + "; ".join(parts)
+
+    # -- the refresher
+    def _refresh_bar(self) -> None:
+        assert self._bar is not None
+        rate = self.rate()
+        lines = [_counts(self.tally.totals)]
+        pacing = self.pacing_text()
+        if pacing:
+            lines.append(pacing)
+        self._bar.status = Text("\n".join(x for x in lines if x), overflow="fold")
+        self._bar.update(
+            self._task,
+            completed=self.done,
+            count=self.count_text(),
+            rate=f"{rate:.1f}/s",
+            eta=self.eta(rate),
+        )
+
+    def _loop(self) -> None:
+        next_line = self.started + self.every
+        while not self._stop.wait(PACING_SAMPLE):
+            self._sample()
+            self._samples.append((self.clock(), self.done))
+            if self.mode == "bar":
+                self._refresh_bar()
+            elif self.mode == "lines" and self.clock() >= next_line:
+                next_line = self.clock() + self.every
+                self.console.print(self.plain_line(), markup=False, highlight=False)
+
+    def __enter__(self) -> _Reporter:
+        if self.mode == "bar":
+            self._bar = _Bar(
+                TextColumn("pushing"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.fields[count]}"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("eta {task.fields[eta]}"),
                 TimeElapsedColumn(),
-                console=out_console(),
+                console=self.console,
                 transient=True,
             )
-            self._task = self._bar.add_task("pushing", total=total_bytes)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
+            self._task = self._bar.add_task(
+                "pushing", total=self.total, count=self.count_text(), rate="", eta="?"
+            )
             self._bar.start()
+        self._thread = threading.Thread(target=self._loop, name="msgbridge-progress", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         if self._bar is not None:
             self._bar.stop()
 
-    def read(self, count: int) -> None:
-        self._bytes += count
-
-    def tick(self, totals: Mapping[str, int]) -> None:
-        self._events += 1
-        if self._bar is None or self._task is None or self._events % 32:
-            return
-        description = " · ".join(f"{name} {count}" for name, count in sorted(totals.items()))
-        self._bar.update(self._task, completed=self._bytes, description=description)
+    def paced_share(self) -> dict[str, float]:
+        """Per connection, the share of the run it spent held at its budget."""
+        if not self.samples:
+            return {}
+        return {n: round(k / self.samples, 2) for n, k in sorted(self.paced_samples.items())}
 
 
 class _Rejects:
-    """The rejects file, written as lines come; thread-safe."""
+    """The rejects file, written as lines come (line-buffered); thread-safe.
 
-    def __init__(self, path: Path, include_skipped: bool) -> None:
+    With *keep_upto* (a resumed push) the records of lines up to it are kept from the
+    previous run and the new ones appended; otherwise the file is rewritten.
+    """
+
+    def __init__(self, path: Path, include_skipped: bool, keep_upto: int = 0) -> None:
         self.path = path
         self.include_skipped = include_skipped
         self.count = 0
+        self.kept = 0
         self._lock = threading.Lock()
-        self._file = path.open("w", encoding="utf-8", newline="\n")
+        if keep_upto and path.exists():
+            self.kept = self._keep(keep_upto)
+            mode = "a"
+        else:
+            mode = "w"
+        self._file = path.open(mode, encoding="utf-8", newline="\n", buffering=1)
+
+    def _keep(self, upto: int) -> int:
+        kept = 0
+        partial = self.path.with_name(self.path.name + ".partial")
+        with (
+            self.path.open(encoding="utf-8") as old,
+            partial.open("w", encoding="utf-8", newline="\n") as new,
+        ):
+            for text in old:
+                try:
+                    number = json.loads(text)["line"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if isinstance(number, int) and number <= upto:
+                    new.write(text if text.endswith("\n") else text + "\n")
+                    kept += 1
+        os.replace(partial, self.path)
+        return kept
 
     def write(self, line: _Line, kind: str, reason: str, **extra: Any) -> None:
         record: dict[str, Any] = {"line": line.number, "kind": kind, "reason": reason}
@@ -310,28 +631,6 @@ def _use_fast_sender(choice: str) -> bool:
     return True
 
 
-async def _push_async(
-    cfg: Config,
-    registry: AdapterRegistry,
-    stream: IO[bytes],
-    writer: _Rejects,
-    tally: _Tally,
-    progress: _Progress,
-    max_in_flight: int,
-    per_connection: int,
-) -> None:
-    """The same push on the async bridge; the file is still read lazily, line by line."""
-    from msgbridge.fast import AiohttpSender
-
-    async with AsyncBridge(registry=registry, retry=cfg.retry, sender=AiohttpSender()) as bridge:
-        run = _Run(cfg, registry, bridge, writer, tally, progress)
-        items = run.items(_read_lines(stream, progress))
-        async for receipt in bridge.update_many(
-            items, max_in_flight=max_in_flight, per_connection=per_connection
-        ):
-            run.record(receipt)
-
-
 def _default_rejects(file: str) -> Path:
     return Path("rejects.jsonl") if file == "-" else Path(f"{file}.rejects.jsonl")
 
@@ -343,30 +642,43 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+@attrs.define
+class _Context:
+    """Everything one push shares: config, guard, output files, counters, stop control."""
+
+    config: Config
+    registry: AdapterRegistry
+    guard: Guard | bool
+    rejects: _Rejects
+    tally: _Tally
+    reporter: _Reporter
+    stopper: _Stopper
+    finished: _Finished
+    skip: int
+    max_in_flight: int
+    per_connection: int
+    max_failures: int
+
+
 class _Run:
     """One push: reads lines, feeds the bridge, records receipts and rejects."""
 
-    def __init__(
-        self,
-        config: Config,
-        registry: AdapterRegistry,
-        bridge: Bridge | AsyncBridge,
-        rejects: _Rejects,
-        tally: _Tally,
-        progress: _Progress,
-    ) -> None:
-        self.config = config
-        self.registry = registry
+    def __init__(self, ctx: _Context, bridge: Bridge | AsyncBridge) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.registry = ctx.registry
         self.bridge = bridge
-        self.rejects = rejects
-        self.tally = tally
-        self.progress = progress
+        self.rejects = ctx.rejects
+        self.tally = ctx.tally
+        self.stopper = ctx.stopper
         #: Items handed to the bridge and not answered yet: bounded by its read-ahead
         #: (``max_pending`` of ``update_many``), however long the input is.
         self.in_flight: dict[int, _Line] = {}
+        self.consecutive_failures = 0
         self._added: set[str] = set()
         self._unusable: dict[str, str] = {}
         self._lock = threading.Lock()
+        ctx.reporter.bridge = bridge
 
     def _usable(self, name: str) -> str | None:
         """Add connection *name* on first use; the reason if it cannot be used."""
@@ -381,50 +693,68 @@ class _Run:
                 self._unusable[name] = f"connection {name!r} is not usable: {exc.message}"
         return self._unusable[name]
 
+    def _done(self, line: _Line) -> None:
+        self.ctx.finished.add(line.number)
+        self.ctx.reporter.line_done()
+
+    def _item(self, line: _Line) -> Item | None:
+        """The bridge input for *line*, or ``None`` once it is finished here."""
+        self.tally.lines += 1
+        if not line.text.strip() and not line.truncated and line.raw_base64 is None:
+            self.tally.blank += 1
+            self._done(line)
+            return None
+        try:
+            if line.truncated:
+                raise LineError(f"line is longer than {MAX_LINE_BYTES} bytes")
+            if line.raw_base64 is not None:
+                raise LineError("line is not valid UTF-8")
+            connection, update = parse_line(line.text, self.config)
+        except LineError as exc:
+            self.rejects.write(line, MALFORMED, exc.reason, connection=exc.connection)
+            self.tally.add(exc.connection or NO_CONNECTION, MALFORMED)
+            self._done(line)
+            return None
+        unusable = self._usable(connection)
+        if unusable is not None:
+            self.rejects.write(
+                line, "failed", unusable, connection=connection, outcome=Outcome.FAILED.value
+            )
+            self.tally.add(connection, Outcome.FAILED.value)
+            self._done(line)
+            return None
+        return connection, update
+
     def items(self, lines: Iterator[_Line]) -> Iterator[Item]:
         index = 0
         for line in lines:
-            self.tally.lines += 1
-            if not line.text.strip() and not line.truncated and line.raw_base64 is None:
-                self.tally.blank += 1
+            with self.stopper.critical():
+                item = self._item(line)
+                if item is not None:
+                    with self._lock:
+                        self.in_flight[index] = line
+            if item is None:
                 continue
-            try:
-                if line.truncated:
-                    raise LineError(f"line is longer than {MAX_LINE_BYTES} bytes")
-                if line.raw_base64 is not None:
-                    raise LineError("line is not valid UTF-8")
-                connection, update = parse_line(line.text, self.config)
-            except LineError as exc:
-                self.rejects.write(line, MALFORMED, exc.reason, connection=exc.connection)
-                self.tally.add(exc.connection or NO_CONNECTION, MALFORMED)
-                self.progress.tick(self.tally.totals)
-                continue
-            unusable = self._usable(connection)
-            if unusable is not None:
-                self.rejects.write(
-                    line, "failed", unusable, connection=connection, outcome=Outcome.FAILED.value
-                )
-                self.tally.add(connection, Outcome.FAILED.value)
-                self.progress.tick(self.tally.totals)
-                continue
-            with self._lock:
-                self.in_flight[index] = line
-            yield connection, update
+            yield item
             index += 1
 
     def record(self, receipt: Receipt) -> None:
+        with self.stopper.critical():
+            self._record(receipt)
+
+    def _record(self, receipt: Receipt) -> None:
         if receipt.index is None:  # pragma: no cover - a bridge contract violation
             raise CliError("update_many returned a receipt without an index", ExitCode.INTERNAL)
         with self._lock:
             line = self.in_flight.pop(receipt.index)
         self.tally.add(receipt.connection, receipt.outcome.value)
         failed = receipt.outcome is Outcome.FAILED
+        reason = receipt.detail or (
+            f"{type(receipt.error).__name__}: {receipt.error}"
+            if receipt.error is not None
+            else receipt.outcome.value
+        )
         if failed or (receipt.outcome.is_skipped and self.rejects.include_skipped):
-            reason = receipt.detail or (
-                f"{type(receipt.error).__name__}: {receipt.error}"
-                if receipt.error is not None
-                else receipt.outcome.value
-            )
             self.rejects.write(
                 line,
                 "failed" if failed else "skipped",
@@ -435,13 +765,98 @@ class _Run:
                 http_status=receipt.http_status,
                 attempts=receipt.attempts or None,
             )
-        self.progress.tick(self.tally.totals)
+        self._done(line)
+        self.consecutive_failures = self.consecutive_failures + 1 if failed else 0
+        limit = self.ctx.max_failures
+        if limit and self.consecutive_failures >= limit:
+            self.stopper.request(
+                f"{self.consecutive_failures} updates in a row failed (the last: {reason}); "
+                "the vendor looks unreachable or is refusing every update",
+                int(ExitCode.FAILED),
+            )
+
+
+def _push_sync(ctx: _Context, stream: IO[bytes]) -> None:
+    with Bridge(
+        registry=ctx.registry,
+        retry=ctx.config.retry,
+        guard=ctx.guard,
+        sleep=ctx.stopper.sleep,
+    ) as bridge:
+        run = _Run(ctx, bridge)
+        receipts = bridge.update_many(
+            run.items(_read_lines(stream, ctx.skip)),
+            max_in_flight=ctx.max_in_flight,
+            per_connection=ctx.per_connection,
+        )
+        try:
+            for receipt in receipts:
+                run.record(receipt)
+        finally:  # a stop: cancel what has not started
+            getattr(receipts, "close", lambda: None)()
+
+
+async def _push_async(ctx: _Context, stream: IO[bytes]) -> None:
+    """The same push on the async bridge; the file is still read lazily, line by line."""
+    from msgbridge.fast import AiohttpSender
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal(signum: int) -> None:
+        ctx.stopper.signalled(signum)
+        task.cancel()
+
+    handled: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                loop.add_signal_handler(sig, on_signal, int(sig))
+                handled.append(sig)
+    try:
+        async with AsyncBridge(
+            registry=ctx.registry, retry=ctx.config.retry, sender=AiohttpSender(), guard=ctx.guard
+        ) as bridge:
+            run = _Run(ctx, bridge)
+            receipts = bridge.update_many(
+                run.items(_read_lines(stream, ctx.skip)),
+                max_in_flight=ctx.max_in_flight,
+                per_connection=ctx.per_connection,
+            )
+            try:
+                async for receipt in receipts:
+                    run.record(receipt)
+            finally:
+                aclose = getattr(receipts, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+    except asyncio.CancelledError:
+        if ctx.stopper.stop is None:
+            raise
+        raise ctx.stopper.stop from None
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 _OUTCOME_COLUMNS = [o.value for o in Outcome] + [MALFORMED]
 
 
-def _summary_json(tally: _Tally, rejects: _Rejects, file: str) -> dict[str, Any]:
+@attrs.frozen
+class _Stopped:
+    reason: str
+    code: int
+    after_line: int
+
+
+def _summary_json(
+    tally: _Tally,
+    rejects: _Rejects,
+    file: str,
+    stopped: _Stopped | None,
+    paced: Mapping[str, float],
+) -> dict[str, Any]:
     return {
         "input": file,
         "lines": tally.lines,
@@ -452,7 +867,15 @@ def _summary_json(tally: _Tally, rejects: _Rejects, file: str) -> dict[str, Any]
             for name, counts in sorted(tally.by_connection.items())
         },
         "rejects": {"path": str(rejects.path), "lines": rejects.count},
-        "ok": not tally.failed and not tally.malformed,
+        "ok": not tally.failed and not tally.malformed and stopped is None,
+        "stopped": None
+        if stopped is None
+        else {
+            "reason": stopped.reason,
+            "after_line": stopped.after_line,
+            "resume": f"--skip {stopped.after_line}",
+        },
+        "paced": dict(paced),
     }
 
 
@@ -477,14 +900,44 @@ def summary_table(by_connection: Mapping[str, Mapping[str, int]], title: str) ->
     return table
 
 
-def _print_summary(tally: _Tally, rejects: _Rejects) -> None:
+def _print_summary(
+    tally: _Tally,
+    rejects: _Rejects,
+    file: str,
+    stopped: _Stopped | None,
+    paced: Mapping[str, float],
+    budgets: Mapping[str, str],
+) -> None:
     console = out_console()
     if tally.by_connection:
-        console.print(summary_table(tally.by_connection, "push summary"))
+        title = "push summary (partial)" if stopped is not None else "push summary"
+        console.print(summary_table(tally.by_connection, title))
     counts = ", ".join(f"{tally.totals[k]} {k}" for k in _OUTCOME_COLUMNS if tally.totals[k])
     console.print(f"{tally.lines} line(s) read ({tally.blank} blank): {counts or 'nothing sent'}")
-    if rejects.count:
-        console.print(f"{rejects.count} line(s) did not apply; see {rejects.path}", markup=False)
+    if rejects.count or rejects.kept:
+        kept = f" (plus {rejects.kept} kept from the run before)" if rejects.kept else ""
+        console.print(
+            f"{rejects.count} line(s) did not apply{kept}; see {rejects.path}", markup=False
+        )
+    held = {name: share for name, share in paced.items() if share >= 0.3}
+    if held:
+        names = ", ".join(
+            f"{name} ({budgets.get(name, 'its budget')}, {share:.0%} of the time)"
+            for name, share in held.items()
+        )
+        console.print(
+            f"pacing: msgbridge held {names} at its rate budget (the vendor's published "
+            "one unless the config sets rate_limit); it waits client-side instead of "
+            "collecting 429s, so this, not the vendor, limited the run",
+            markup=False,
+        )
+    if stopped is not None:
+        source = "-" if file == "-" else file
+        console.print(
+            f"stopped after line {stopped.after_line} ({stopped.reason}); every line up to "
+            f"it is finished. To continue: msgbridge push {source} --skip {stopped.after_line}",
+            markup=False,
+        )
 
 
 @handle_errors
@@ -522,7 +975,39 @@ def push(
             "(threads), or 'auto' (aiohttp when installed).",
         ),
     ] = "auto",
+    skip: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Skip the first N lines (continue after 'stopped after line N'); the "
+            "rejects file keeps its records up to line N and new ones are appended.",
+        ),
+    ] = 0,
+    resume_from: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="LINE", help="Start at line LINE (same as --skip LINE-1)."),
+    ] = None,
+    max_consecutive_failures: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Stop when N updates in a row failed (a vendor that is down); 0: never.",
+        ),
+    ] = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds between plain progress lines when stderr is not a terminal.",
+        ),
+    ] = DEFAULT_PROGRESS_EVERY,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Show no progress.")] = False,
     config: ConfigOption = None,
+    state_file: StateOption = None,
+    no_guard: NoGuardOption = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -537,52 +1022,65 @@ def push(
     text ({"line", "kind": malformed|failed|skipped, "reason", "connection", "outcome",
     "error", "text"}); the file is rewritten on every run. Updates go through the bridge's
     batch API, paced per connection at the adapter's rate budget (or the connection's
-    rate_limit). Exit 1 if any line was malformed or any update failed.
+    rate_limit). Progress goes to stderr. Ctrl-C or SIGTERM stops with a partial summary
+    and "stopped after line N"; --skip N continues. Exit 1 if any line was malformed or
+    any update failed, 130/143 when stopped by SIGINT/SIGTERM.
     """
     configure_logging(verbose)
+    if resume_from is not None and skip:
+        raise CliError("give --skip N or --resume-from LINE, not both")
+    first = resume_from - 1 if resume_from is not None else skip
     cfg = load_config(config)
     registry = AdapterRegistry.from_entry_points()
     rejects_path = rejects or _default_rejects(file)
     if file != "-" and _same_file(Path(file), rejects_path):
         raise CliError("--rejects must not be the input file")
+    fast = _use_fast_sender(sender)
     stream: IO[bytes] = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    stopped: _Stopped | None = None
     try:
-        total = None if file == "-" else Path(file).stat().st_size
-        show_progress = out_console().is_terminal and not as_json
-        writer = _Rejects(rejects_path, rejects_include_skipped)
-        tally = _Tally()
-        try:
-            with _Progress(show_progress, total) as progress:
-                if _use_fast_sender(sender):
-                    asyncio.run(
-                        _push_async(
-                            cfg,
-                            registry,
-                            stream,
-                            writer,
-                            tally,
-                            progress,
-                            max_in_flight,
-                            per_connection,
-                        )
-                    )
-                else:
-                    with Bridge(registry=registry, retry=cfg.retry) as bridge:
-                        run = _Run(cfg, registry, bridge, writer, tally, progress)
-                        items = run.items(_read_lines(stream, progress))
-                        receipts = bridge.update_many(
-                            items, max_in_flight=max_in_flight, per_connection=per_connection
-                        )
-                        for receipt in receipts:
-                            run.record(receipt)
-        finally:
-            writer.close()
+        total = None if file == "-" else max(0, count_lines(Path(file)) - first)
+        errors = err_console()
+        mode = "off" if no_progress else "bar" if errors.is_terminal else "lines"
+        with cli_guard(state_file, no_guard) as guard:
+            tally = _Tally()
+            writer = _Rejects(rejects_path, rejects_include_skipped, keep_upto=first)
+            reporter = _Reporter(mode, total, progress_every, errors, tally)
+            ctx = _Context(
+                config=cfg,
+                registry=registry,
+                guard=guard,
+                rejects=writer,
+                tally=tally,
+                reporter=reporter,
+                stopper=_Stopper(),
+                finished=_Finished(first),
+                skip=first,
+                max_in_flight=max_in_flight,
+                per_connection=per_connection,
+                max_failures=max_consecutive_failures,
+            )
+            try:
+                with ctx.stopper.installed(), reporter:
+                    if fast:
+                        asyncio.run(_push_async(ctx, stream))
+                    else:
+                        _push_sync(ctx, stream)
+            except _Stop as stop:
+                stopped = _Stopped(stop.reason, stop.code, ctx.finished.upto)
+            finally:
+                writer.close()
     finally:
         if file != "-":
             stream.close()
+    paced = reporter.paced_share()
     if as_json:
-        print_json(_summary_json(tally, writer, file))
+        print_json(_summary_json(tally, writer, file, stopped, paced))
     else:
-        _print_summary(tally, writer)
+        _print_summary(tally, writer, file, stopped, paced, reporter.budgets)
+    if stopped is not None:
+        if stopped.code == ExitCode.FAILED:
+            typer.echo(f"msgbridge: error: push stopped: {stopped.reason}", err=True)
+        raise typer.Exit(stopped.code)
     if tally.failed or tally.malformed:
         raise typer.Exit(int(ExitCode.FAILED))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,10 @@ from msgbridge.cli._common import (
     ConfigOption,
     ExitCode,
     JsonOption,
+    NoGuardOption,
+    StateOption,
     VerboseOption,
+    cli_guard,
     configure_logging,
     handle_errors,
     out_console,
@@ -23,7 +28,7 @@ from msgbridge.cli._common import (
     receipt_json,
     receipt_table,
 )
-from msgbridge.cli.config import load_config
+from msgbridge.config import load_config
 from msgbridge.errors import ConfigurationError, MessagingError
 from msgbridge.model import (
     ConversationUpdate,
@@ -37,13 +42,23 @@ from msgbridge.registry import AdapterRegistry
 __all__ = ["conversation", "send"]
 
 
-def _open(config_path: Path | None, name: str) -> tuple[Bridge, str]:
-    """A bridge holding only connection *name* (its secrets resolved now)."""
+@contextmanager
+def _open(
+    config_path: Path | None, name: str, state: Path | None, no_guard: bool
+) -> Iterator[Bridge]:
+    """A bridge holding only connection *name* (its secrets resolved now), with the guard.
+
+    The config is read and the connection built before the state file is touched, so a
+    configuration error is reported as such and creates nothing.
+    """
     config = load_config(config_path)
     registry = AdapterRegistry.from_entry_points()
     connection = config.connection(name).build(registry)
-    bridge = Bridge([connection], registry=registry, retry=config.retry)
-    return bridge, connection.adapter
+    with (
+        cli_guard(state, no_guard) as guard,
+        Bridge([connection], registry=registry, retry=config.retry, guard=guard) as bridge,
+    ):
+        yield bridge
 
 
 def _timestamp(value: str | None) -> dt.datetime | None:
@@ -112,13 +127,17 @@ def send(
         str | None, typer.Option(help="When it happened (ISO 8601 with a time zone).")
     ] = None,
     config: ConfigOption = None,
+    state_file: StateOption = None,
+    no_guard: NoGuardOption = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Report one message's delivery STATE through CONNECTION and print the receipt.
 
     Exit 0 when the update was applied or skipped (stale, duplicate, or a state the
-    vendor cannot express), 1 when it failed.
+    vendor cannot express), 1 when it failed. The state applied to each message is kept
+    in a per-user file (--state), so a later run never regresses it: `send acme m1
+    delivered` then `send acme m1 sent` skips the second as stale.
     """
     configure_logging(verbose)
     if error_message is None and (error_code is not None or error_kind is not None):
@@ -138,8 +157,8 @@ def send(
         email_message_id=email_message_id,
         recipients=tuple(recipient or ()),
     )
-    bridge, adapter = _open(config, connection)
-    with bridge:
+    with _open(config, connection, state_file, no_guard) as bridge:
+        adapter = bridge.connections[connection].adapter.id
         try:
             receipt = bridge.update_status(connection, status)
         except ConfigurationError:
@@ -168,6 +187,8 @@ def conversation(
         bool | None, typer.Option("--starred/--not-starred", help="Star or unstar.")
     ] = None,
     config: ConfigOption = None,
+    state_file: StateOption = None,
+    no_guard: NoGuardOption = False,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -179,8 +200,8 @@ def conversation(
     update = ConversationUpdate(
         conversation_id, account_id=account_id, unread_count=unread_count, starred=starred
     )
-    bridge, adapter = _open(config, connection)
-    with bridge:
+    with _open(config, connection, state_file, no_guard) as bridge:
+        adapter = bridge.connections[connection].adapter.id
         try:
             receipt = bridge.update_conversation(connection, update)
         except ConfigurationError:

@@ -214,6 +214,11 @@ class EmulatorApp:
                 with vendor.lock:
                     response = vendor.error_response(request, plan.status)
         if response is None:
+            limit = vendor.settings.max_body_bytes
+            if limit is not None and len(body) > limit:
+                # The body parser refuses it before routing, auth or rate limits.
+                response = vendor.error_response(request, 413, "request entity too large")
+        if response is None:
             if match is None:
                 response = vendor.route_not_found(
                     request, vendor.router.allowed_methods(request.path)

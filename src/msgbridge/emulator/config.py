@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgbridge.emulator.highlevel import DEMO_LOCATION
+from msgbridge.emulator.hubspot import DEMO_CHANNEL_ID, DEMO_PORTAL
 from msgbridge.emulator.vendor import UnknownMode
 
 __all__ = [
@@ -23,14 +25,16 @@ __all__ = [
     "demo_token",
 ]
 
-#: The account each vendor's demo token belongs to (HubSpot accounts are portal ids).
+#: The built-in vendors' demo accounts (HubSpot accounts are portal ids), for callers
+#: that name them; each vendor declares its own (``EmulatedVendor.demo_token_account``),
+#: which is what the emulator seeds, plugin vendors included.
 DEMO_ACCOUNTS: Mapping[str, str] = {
-    "highlevel": "demo-location",
-    "leadway": "demo-location",
-    "hoop": "demo-location",
-    "hubspot": "1234567",
+    "highlevel": DEMO_LOCATION,
+    "leadway": DEMO_LOCATION,
+    "hoop": DEMO_LOCATION,
+    "hubspot": DEMO_PORTAL,
 }
-DEMO_HUBSPOT_CHANNEL_ID = 1000
+DEMO_HUBSPOT_CHANNEL_ID = DEMO_CHANNEL_ID
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - a published demo value
 
 
@@ -93,7 +97,8 @@ class EmulatorConfig:
     #: History entries kept per message/conversation (``None`` = all; ``0`` = only the
     #: current status, the leanest setting for million-message benchmarks).
     history_limit: int | None = None
-    #: Register ``demo-<vendor>-token`` (and a demo OAuth client) for every built-in vendor.
+    #: Register ``demo-<vendor>-token`` (and a demo OAuth client) for every mounted vendor,
+    #: plugin vendors included, in the account each vendor declares.
     demo: bool = False
     tokens: tuple[TokenSeed, ...] = ()
     #: Serve the ``/_emulator`` control endpoint.

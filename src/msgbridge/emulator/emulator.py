@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 from msgbridge.emulator.app import EmulatorApp
 from msgbridge.emulator.clock import Clock, SystemClock
 from msgbridge.emulator.config import (
-    DEMO_ACCOUNTS,
     DEMO_CLIENT_SECRET,
-    DEMO_HUBSPOT_CHANNEL_ID,
     EmulatorConfig,
     TokenSeed,
     demo_client_id,
@@ -131,10 +129,8 @@ class Emulator:
 
     def _seed_baseline(self) -> None:
         if self.config.demo:
-            for name, account in DEMO_ACCOUNTS.items():
-                vendor = self._vendors.get(name)
-                if vendor is None:
-                    continue
+            for name, vendor in self._vendors.items():
+                account = vendor.demo_token_account()
                 vendor.add_token(demo_token(name), account=account)
                 vendor.add_oauth_client(
                     demo_client_id(name),
@@ -157,17 +153,19 @@ class Emulator:
         seeds: list[TokenSeed] = []
         if self.config.demo:
             seeds.extend(
-                TokenSeed(name, demo_token(name), account)
-                for name, account in DEMO_ACCOUNTS.items()
-                if name in self._vendors
+                TokenSeed(name, demo_token(name), vendor.demo_token_account())
+                for name, vendor in self._vendors.items()
             )
         seeds.extend(self.config.tokens)
         return seeds
 
     def reset(self) -> None:
         """Back to the configured baseline: state, settings, faults and records are cleared."""
+        from msgbridge.emulator.webhooks import inbound_publishes
+
         for vendor in self._vendors.values():
             vendor.reset()
+            inbound_publishes(vendor).clear()
         self.faults.reset()
         self._recorder.clear()
         self._seed_baseline()
@@ -338,7 +336,16 @@ class Emulator:
             "faults": self.faults.describe(),
             "requests_recorded": len(self._recorder.snapshot()),
             "requests_total": self._recorder.total,
+            "inbound": {n: self.inbound_messages(n) for n in self._vendors},
         }
+
+    def inbound_messages(self, vendor: str) -> list[dict[str, Any]]:
+        """Contacts' messages published into *vendor* (``POST …/messages/inbound``, …)."""
+        from msgbridge.emulator.webhooks import inbound_publishes
+
+        emulated = self.vendor(vendor)
+        with emulated.lock:
+            return [item.to_dict() for item in inbound_publishes(emulated)]
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -407,8 +414,8 @@ class Emulator:
                 "demo OAuth: client_id demo-<vendor>-client, client_secret "
                 f"{DEMO_CLIENT_SECRET}, refresh_token demo-<vendor>-refresh (single-use)"
             )
-            if "hubspot" in self._vendors:
-                lines.append(f"hubspot demo channel id: {DEMO_HUBSPOT_CHANNEL_ID}")
+            for vendor in self._vendors.values():
+                lines.extend(vendor.demo_notes())
         lines.append(
             f"unknown message ids: {self.config.unknown_messages}; "
             f"rate limits: {'on' if self.config.rate_limits else 'off'}; "

@@ -17,6 +17,14 @@ NestJS/class-validator behaviour the platform is built on and says so:
 * A body sent with a non-JSON ``Content-Type`` is parsed as empty (what Nest's JSON
   parser does), so validation reports the missing fields.
 * Every body carries ``traceId`` (HighLevel returns one with every response).
+* ``Version``: each variant accepts what is documented for its paths. The three brands
+  share one host, so each accepts ``2021-04-15`` (v2 spec), ``2021-07-28`` (Leadway's and
+  Hoop's docs, the official SDK 1.0.0b1's default) and ``v3`` (the v3 spec lists it on
+  both conversations paths; the official SDK 3.0.0 always sends it). The v3-only email
+  status route accepts only ``v3``. A missing or any other value is refused (400).
+* Bodies above 100 KiB answer 413 ``request entity too large``: HighLevel documents no
+  limit; 100 KiB is the default of the body parser NestJS uses (an assumption).
+* ``PUT /conversations/messages/email/{id}/status`` (v3): see :mod:`.highlevel_email`.
 """
 
 from __future__ import annotations
@@ -27,10 +35,21 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
+from msgbridge.emulator.highlevel_email import (
+    EMAIL_PROVIDERS,
+    EMAIL_STATUS_VERSIONS,
+    MSG_EMAIL_NOT_FOUND,
+    MSG_NOT_CUSTOM,
+    EmailProvider,
+    EmailRecord,
+    apply_email_update,
+    unknown_recipients,
+    validate_email_status_body,
+)
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, InvalidBody, Reject
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.routing import Route
-from msgbridge.emulator.state import ConversationChange, MessageRecord
+from msgbridge.emulator.state import ConversationChange, MessageRecord, MessageState
 from msgbridge.emulator.tokens import AccessToken, RefreshOutcome
 from msgbridge.emulator.vendor import EmulatedVendor, VendorSettings
 
@@ -55,12 +74,17 @@ _FORM = "application/x-www-form-urlencoded"
 
 #: Burst 100 per 10 s and 200,000 per day, per location (``highlevel.md`` §6).
 HIGHLEVEL_RATE_LIMIT = RateLimit(max_requests=100, interval=10.0, daily=200_000)
+#: Largest request body accepted: NestJS's body-parser default (``100kb``); HighLevel
+#: documents none, so this is an assumption.
+HIGHLEVEL_MAX_BODY = 100 * 1024
 
 MSG_INVALID_TOKEN = "Invalid token: access token is invalid"  # noqa: S105
 MSG_FORBIDDEN = "You do not have permission to access this resource"
 MSG_NO_PROVIDER = "No conversation provider found for this message"
 MSG_BAD_REFRESH = "Invalid grant: refresh token is invalid"
 MSG_INACTIVE = "Location is not active"
+#: The location the demo token (``demo-<variant>-token``) belongs to.
+DEMO_LOCATION = "demo-location"
 
 
 @dataclass(frozen=True)
@@ -81,9 +105,9 @@ class HighLevelVariant:
             raise ValueError("a variant must accept at least one Version")
 
 
-HIGHLEVEL = HighLevelVariant("highlevel", ("2021-04-15",))
-LEADWAY = HighLevelVariant("leadway", ("2021-07-28", "2021-04-15"), forward_data=True)
-HOOP = HighLevelVariant("hoop", ("2021-04-15", "2021-07-28"), response_style="legacy")
+HIGHLEVEL = HighLevelVariant("highlevel", ("2021-04-15", "2021-07-28", "v3"))
+LEADWAY = HighLevelVariant("leadway", ("2021-07-28", "2021-04-15", "v3"), forward_data=True)
+HOOP = HighLevelVariant("hoop", ("2021-04-15", "2021-07-28", "v3"), response_style="legacy")
 
 
 def _is_number(value: Any) -> bool:
@@ -157,11 +181,16 @@ class HighLevelFamily(EmulatedVendor):
         self, variant: HighLevelVariant = HIGHLEVEL, *, settings: VendorSettings | None = None
     ) -> None:
         if settings is None:
-            settings = VendorSettings(rate_limit=HIGHLEVEL_RATE_LIMIT, access_token_ttl=86399.0)
+            settings = VendorSettings(
+                rate_limit=HIGHLEVEL_RATE_LIMIT,
+                access_token_ttl=86399.0,
+                max_body_bytes=HIGHLEVEL_MAX_BODY,
+            )
         super().__init__(variant.name, settings=settings)
         self.variant = variant
-        self._versions = frozenset(variant.versions)
-        self._versions_text = ", ".join(variant.versions)
+        self._versions = tuple(variant.versions)
+        #: v3 email-status records, by email message id.
+        self.emails: dict[str, EmailRecord] = {}
         self._static_headers: dict[RateLimit, list[tuple[str, str]]] = {}
 
     def routes(self) -> Sequence[Route]:
@@ -174,12 +203,24 @@ class HighLevelFamily(EmulatedVendor):
             ),
             Route(
                 "PUT",
+                "/conversations/messages/email/{id}/status",
+                self._update_email_status,
+                "update_email_status",
+            ),
+            Route(
+                "PUT",
                 "/conversations/{conversationId}",
                 self._update_conversation,
                 "update_conversation",
             ),
             Route("POST", "/oauth/token", self._oauth_token, "oauth_token"),
+            Route("POST", "/conversations/messages/inbound", self._inbound, "add_inbound_message"),
         )
+
+    def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
+        from msgbridge.emulator.webhooks import highlevel_inbound
+
+        return highlevel_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------
     @staticmethod
@@ -246,17 +287,18 @@ class HighLevelFamily(EmulatedVendor):
                 headers.append(("Retry-After", str(verdict.retry_after)))
             raise Reject(self.error_response(request, 429))
 
-    def _check_version(self, request: EmulatorRequest) -> None:
+    def _check_version(
+        self, request: EmulatorRequest, accepted: tuple[str, ...] | None = None
+    ) -> None:
+        versions = self._versions if accepted is None else accepted
         version = request.headers.get("version")
-        if version in self._versions:
+        if version in versions:
             return
+        text = ", ".join(versions)
         if version is None:
-            message = f"Version header is required; this API accepts: {self._versions_text}"
+            message = f"Version header is required; this API accepts: {text}"
         else:
-            message = (
-                f"Version header value {version!r} is not supported; "
-                f"this API accepts: {self._versions_text}"
-            )
+            message = f"Version header value {version!r} is not supported; this API accepts: {text}"
         raise self._bad_request(request, message)
 
     def _json_object(self, request: EmulatorRequest) -> dict[str, Any]:
@@ -330,6 +372,39 @@ class HighLevelFamily(EmulatedVendor):
                 body["forwardData"] = forward
         body["traceId"] = request.request_id
         return body
+
+    # -- PUT /conversations/messages/email/{id}/status (v3) ----------------------------------
+    def _update_email_status(self, request: EmulatorRequest) -> EmulatorResponse:
+        token = self._authenticate(request)
+        account = token.account
+        self._rate_limit(request, account)
+        self._check_version(request, EMAIL_STATUS_VERSIONS)
+        body = self._json_object(request)
+        problems = validate_email_status_body(body)
+        if problems:
+            raise self._bad_request(request, problems)
+        email_id = request.params["id"]
+        record = self.emails.get(email_id)
+        if record is None:
+            if self.settings.unknown_messages != "create":
+                raise Reject(self.body(request, 404, MSG_EMAIL_NOT_FOUND, "Not Found"))
+            record = self.emails[email_id] = EmailRecord(email_id, account)
+        if record.account != account:
+            raise self._forbidden(request)
+        if record.provider != "custom":
+            raise self._forbidden(request, MSG_NOT_CUSTOM)
+        strangers = unknown_recipients(record, body)
+        if strangers:
+            raise self._bad_request(request, strangers)
+        apply_email_update(record, body, wall=request.wall, request_id=request.request_id)
+        return EmulatorResponse(
+            200,
+            {
+                "success": True,
+                "message": "Updated email message successfully",
+                "traceId": request.request_id,
+            },
+        )
 
     # -- PUT /conversations/{conversationId} ------------------------------------------------
     def _update_conversation(self, request: EmulatorRequest) -> EmulatorResponse:
@@ -447,6 +522,75 @@ class HighLevelFamily(EmulatedVendor):
         )
 
     # -- seeding -----------------------------------------------------------------------------
+    def seed_email(
+        self,
+        email_id: str,
+        *,
+        account: str,
+        provider: EmailProvider = "custom",
+        status: str | None = None,
+        recipients: tuple[str, ...] | None = None,
+    ) -> dict[str, Any]:
+        """Make an email known (v3 email status). ``provider="lc_email"`` or
+        ``"mailgun"`` makes its updates answer 403, as HighLevel documents;
+        ``recipients`` limits which ``emailId`` values an update may name."""
+        if provider not in EMAIL_PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(EMAIL_PROVIDERS)}")
+        with self.lock:
+            record = EmailRecord(
+                email_id,
+                str(account),
+                provider=provider,
+                status=status,
+                known_recipients=None if recipients is None else tuple(recipients),
+            )
+            self.emails[email_id] = record
+            return record.to_dict()
+
+    def email(self, email_id: str) -> dict[str, Any] | None:
+        """An email's stored status, counters, recipients and history (a copy)."""
+        with self.lock:
+            record = self.emails.get(email_id)
+            return None if record is None else record.to_dict()
+
+    def seed_message(
+        self,
+        message_id: str,
+        *,
+        account: str,
+        conversation_id: str | None = None,
+        channel_id: int | None = None,
+        status: str | None = None,
+        provider_ready_after: float | None = None,
+        email_message_id: str | None = None,
+        **attributes: Any,
+    ) -> MessageState:
+        """As the base; a message with ``email_message_id`` also makes that email known
+        (sent by a custom provider) so its v3 email status can be updated."""
+        state = super().seed_message(
+            message_id,
+            account=account,
+            conversation_id=conversation_id,
+            channel_id=channel_id,
+            status=status,
+            provider_ready_after=provider_ready_after,
+            email_message_id=email_message_id,
+            **attributes,
+        )
+        if email_message_id is not None:
+            with self.lock:
+                if email_message_id not in self.emails:
+                    self.emails[email_message_id] = EmailRecord(email_message_id, str(account))
+        return state
+
+    def reset(self) -> None:
+        with self.lock:
+            super().reset()
+            self.emails.clear()
+
+    def demo_token_account(self) -> str:
+        return DEMO_LOCATION
+
     def on_message_created(self, conversation_id: str, account: str) -> None:
         if self.conversations.get(conversation_id) is None:
             self.conversations.create(conversation_id, account=account, origin="auto")
@@ -454,5 +598,7 @@ class HighLevelFamily(EmulatedVendor):
     def snapshot(self) -> dict[str, Any]:
         data = super().snapshot()
         data["versions"] = list(self.variant.versions)
+        with self.lock:
+            data["emails"] = {k: v.to_dict() for k, v in self.emails.items()}
         data["response_style"] = self.variant.response_style
         return data

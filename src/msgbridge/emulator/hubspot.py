@@ -53,6 +53,9 @@ _REQUEST_CLASS = "PublicChannelIntegrationMessageUpdateRequest"
 
 #: 110 per 10 s per portal (the widely cited public-app figure; ``hubspot.md`` §4).
 HUBSPOT_RATE_LIMIT = RateLimit(max_requests=110, interval=10.0)
+#: The portal the demo token (``demo-hubspot-token``) belongs to, and its channel.
+DEMO_PORTAL = "1234567"
+DEMO_CHANNEL_ID = 1000
 
 MSG_NO_CREDENTIALS = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
@@ -110,6 +113,12 @@ class HubSpot(EmulatedVendor):
         self.api_versions = tuple(api_versions)
         self.integration_app_id = integration_app_id
 
+    def demo_token_account(self) -> str:
+        return DEMO_PORTAL
+
+    def demo_notes(self) -> list[str]:
+        return [f"{self.name} demo channel id: {DEMO_CHANNEL_ID}"]
+
     def routes(self) -> Sequence[Route]:
         routes: list[Route] = []
         bases = [f"/conversations/custom-channels/{v}" for v in self.api_versions]
@@ -118,11 +127,17 @@ class HubSpot(EmulatedVendor):
             path = base + "/{channelId}/messages/{messageId}"
             routes.append(Route("PATCH", path, self._update_message, "update_message_status"))
             routes.append(Route("GET", path, self._get_message, "get_message"))
+            routes.append(Route("POST", base + "/{channelId}/messages", self._inbound, "publish"))
         for version in ("v1", "v3", "2026-03"):
             routes.append(
                 Route("POST", f"/oauth/{version}/token", self._oauth_token, "oauth_token")
             )
         return routes
+
+    def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
+        from msgbridge.emulator.webhooks import hubspot_inbound
+
+        return hubspot_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------
     @staticmethod

@@ -61,6 +61,9 @@ class VendorSettings:
     #: Keep at most this many history entries per message/conversation (``None`` = all,
     #: ``0`` = none: only the current status).
     history_limit: int | None = None
+    #: Largest request body accepted; a bigger one answers 413 before any handler runs
+    #: (``None`` = no limit). 1 MiB unless the vendor declares its own.
+    max_body_bytes: int | None = 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.unknown_messages not in ("reject", "create"):
@@ -71,6 +74,8 @@ class VendorSettings:
             raise ValueError("provider_race must be >= 0 and access_token_ttl > 0")
         if self.history_limit is not None and self.history_limit < 0:
             raise ValueError("history_limit must be >= 0 or None")
+        if self.max_body_bytes is not None and self.max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be >= 0 or None")
 
 
 class EmulatedVendor(abc.ABC):
@@ -113,6 +118,15 @@ class EmulatedVendor(abc.ABC):
     def demo_account(self, index: int) -> str:
         """The id of the demo's *index*-th account (0-based) at this vendor."""
         return f"{self.name}-account-{index + 1}"
+
+    def demo_token_account(self) -> str:
+        """The account ``demo-<vendor>-token`` belongs to when the emulator runs with
+        demo tokens (``msgbridge emulate``); defaults to the first demo account."""
+        return self.demo_account(0)
+
+    def demo_notes(self) -> list[str]:
+        """Extra banner lines a client of the demo tokens needs (e.g. a channel id)."""
+        return []
 
     def demo_connection(
         self, base_url: str, account: str, token: str

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from msgbridge.outbox.errors import (
     ForeignDatabase,
+    LeaseLost,
     SchemaTooNew,
     StorageCorrupt,
     StorageError,
@@ -30,6 +31,7 @@ from msgbridge.outbox.errors import (
     StorageUnavailable,
 )
 from msgbridge.outbox.guard import PersistentGuard
+from msgbridge.outbox.leases import ConnectionLeases, LeaseChange
 from msgbridge.outbox.model import (
     BatchReport,
     DeadLetter,
@@ -42,6 +44,7 @@ from msgbridge.outbox.model import (
 from msgbridge.outbox.outbox import Outbox
 from msgbridge.outbox.sqlite import SQLiteStore
 from msgbridge.outbox.store import APPLICATION_ID, SCHEMA_VERSION, Store, open_store
+from msgbridge.outbox.tokens import DatabaseTokenStore
 from msgbridge.outbox.worker import BRIDGE_RETRY, OUTBOX_RETRY, OutboxWorker
 
 if TYPE_CHECKING:
@@ -53,10 +56,14 @@ __all__ = [
     "OUTBOX_RETRY",
     "SCHEMA_VERSION",
     "BatchReport",
+    "ConnectionLeases",
+    "DatabaseTokenStore",
     "DeadLetter",
     "EnqueueOutcome",
     "EnqueueResult",
     "ForeignDatabase",
+    "LeaseChange",
+    "LeaseLost",
     "Outbox",
     "OutboxStats",
     "OutboxWorker",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgbridge.errors import MessagingError
+from msgbridge.errors import LeaseLost, MessagingError
 
 __all__ = [
     "ForeignDatabase",
+    "LeaseLost",
     "SchemaTooNew",
     "StorageCorrupt",
     "StorageError",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
+from msgbridge.errors import ConfigurationError
 from msgbridge.guard import verdict
 from msgbridge.model import DeliveryState, Outcome
 from msgbridge.outbox import sql
-from msgbridge.outbox.store import Store
+from msgbridge.outbox.store import Store, Tx
 
 __all__ = ["PersistentGuard"]
 
@@ -22,49 +25,149 @@ class PersistentGuard:
     """Implements :class:`msgbridge.guard.Guard` over a database every process shares.
 
     ``check`` reads the last applied state of the message (so another process's work
-    counts), ``record`` writes it durably. An :class:`~msgbridge.outbox.OutboxWorker`
-    whose bridge holds this guard primes it with the batch's applied states (one query
-    per batch) and writes the records itself, in the transaction that completes the
-    rows: a row is deleted exactly when its applied state is stored.
+    counts) and ``record`` writes it durably and *monotonically*: a state that may not
+    follow the stored one is ignored, whatever order processes record in.
+
+    Used by a plain :class:`~msgbridge.Bridge` in several processes, check → send →
+    record is made atomic per message by a **claim**: a ``check`` that lets an update
+    through claims the message (``msgbridge_claims``) until its ``record`` (or
+    :meth:`release`, or ``claim_seconds``); a ``check`` in another process for a message
+    claimed by someone else waits for the claim to end, then decides on what was
+    recorded. So two processes never have requests for one message in flight at once,
+    and a lower state is never sent after a higher one was. A claim whose request failed
+    (no ``record``) makes the other processes wait until it expires, unless the caller
+    calls :meth:`release`; choose ``claim_seconds`` longer than the bridge's retry
+    deadline plus its request timeout.
+
+    An :class:`~msgbridge.outbox.OutboxWorker` whose bridge holds this guard needs no
+    claims (its connection lease already makes it the only sender for the account): it
+    primes the guard with the batch's applied states (one query per batch) and writes
+    the records itself, in the transaction that completes the rows.
 
     ``forget`` (called by ``Bridge.remove_connection``) only drops in-memory state: the
     database keeps its history, so removing a connection from one process never
     re-opens the door to stale updates. Use ``Outbox.forget_applied`` to delete it.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        claim_seconds: float = 90.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if claim_seconds <= 0:
+            raise ConfigurationError("claim_seconds must be positive", key="claim_seconds")
         self.store = store
         self.clock = clock
+        self.claim_seconds = float(claim_seconds)
+        self.sleep = sleep
+        #: Who claims messages for this guard (one per guard object).
+        self.holder = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
         self._known: dict[Key, Applied | None] = {}
         self._staged: dict[Key, Applied] = {}
         self._deferred = False
         self._depth = 0
 
-    def _previous(self, connection: str, message_id: str) -> Applied | None:
-        key = (connection, message_id)
+    def _cached(self, key: Key) -> tuple[bool, Applied | None]:
         with self._lock:
             if key in self._staged:
-                return self._staged[key]
+                return True, self._staged[key]
             if key in self._known:
-                return self._known[key]
+                return True, self._known[key]
+            return False, None
+
+    def _previous(self, connection: str, message_id: str) -> Applied | None:
+        found, previous = self._cached((connection, message_id))
+        if found:
+            return previous
         with self.store.transaction(write=False) as tx:
             return sql.applied_one(tx, connection, message_id)
 
     def check(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> Outcome | None:
-        return verdict(self._previous(connection, message_id), state, vendor_value)
+        found, previous = self._cached((connection, message_id))
+        with self._lock:
+            deferred = self._deferred
+        if found or deferred:
+            return verdict(
+                previous if found else self._previous(connection, message_id), state, vendor_value
+            )
+        # Cheap path first: what is already applied may settle it without a claim.
+        quick = verdict(self._previous(connection, message_id), state, vendor_value)
+        if quick is not None:
+            return quick
+        return self._claim(connection, message_id, state, vendor_value)
+
+    def _claim(
+        self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
+    ) -> Outcome | None:
+        """Decide under a claim: wait for another holder's claim to end first."""
+        while True:
+            now = self.clock()
+            with self.store.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO msgbridge_claims (connection, message_id) VALUES (?, ?) "
+                    "ON CONFLICT (connection, message_id) DO NOTHING",
+                    (connection, message_id),
+                )
+                row = tx.fetchone(
+                    "SELECT holder, until FROM msgbridge_claims "  # noqa: S608
+                    "WHERE connection = ? AND message_id = ?" + tx.for_update,
+                    (connection, message_id),
+                )
+                if row is None:  # pruned between the two statements: start again
+                    continue
+                holder, until = row[0], float(row[1])
+                if holder is None or holder == self.holder or until <= now:
+                    outcome = verdict(
+                        sql.applied_one(tx, connection, message_id), state, vendor_value
+                    )
+                    if outcome is None:
+                        tx.execute(
+                            "UPDATE msgbridge_claims SET holder = ?, state = ?, until = ? "
+                            "WHERE connection = ? AND message_id = ?",
+                            (
+                                self.holder,
+                                state.value,
+                                now + self.claim_seconds,
+                                connection,
+                                message_id,
+                            ),
+                        )
+                    return outcome
+            # Another process has a request for this message in flight: wait for it.
+            self.sleep(min(0.02, max(0.001, until - now)))
 
     def record(
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> None:
+        key = (connection, message_id)
         with self._lock:
             if self._deferred:
-                self._staged[(connection, message_id)] = (state, vendor_value)
+                previous = self._staged.get(key, self._known.get(key))
+                if previous is None or state.may_follow(previous[0]):
+                    self._staged[key] = (state, vendor_value)
                 return
         with self.store.transaction() as tx:
             sql.record_applied(tx, [(connection, message_id, state, vendor_value, self.clock())])
+            self._unclaim(tx, connection, message_id)
+
+    def release(self, connection: str, message_id: str) -> None:
+        """End this guard's claim on a message whose update was not applied (failed), so
+        other processes need not wait for the claim to expire."""
+        with self.store.transaction() as tx:
+            self._unclaim(tx, connection, message_id)
+
+    def _unclaim(self, tx: Tx, connection: str, message_id: str) -> None:
+        tx.execute(
+            "UPDATE msgbridge_claims SET holder = NULL, until = 0 "
+            "WHERE connection = ? AND message_id = ? AND holder = ?",
+            (connection, message_id, self.holder),
+        )
 
     def last(self, connection: str, message_id: str) -> DeliveryState | None:
         previous = self._previous(connection, message_id)

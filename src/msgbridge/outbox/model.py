@@ -188,6 +188,8 @@ class BatchReport:
     released: int = 0
     #: Rows whose lease was lost (expired and taken by another worker) before completion.
     lost: int = 0
+    #: Rows not sent because the connection's lease could not be confirmed (fencing).
+    fenced: int = 0
 
     def add(self, other: BatchReport) -> None:
         for field in attrs.fields(BatchReport):

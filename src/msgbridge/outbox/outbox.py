@@ -187,9 +187,13 @@ class Outbox:
         Keeps the table bounded; a forgotten message loses its protection against stale
         updates (choose longer than any update can arrive late).
         """
-        cutoff = self.clock() - older_than
+        now = self.clock()
         with self.store.transaction() as tx:
-            return tx.execute("DELETE FROM msgbridge_applied WHERE applied_at < ?", (cutoff,))
+            # Ended or expired guard claims go too (they only matter while in flight).
+            tx.execute("DELETE FROM msgbridge_claims WHERE until < ?", (now,))
+            return tx.execute(
+                "DELETE FROM msgbridge_applied WHERE applied_at < ?", (now - older_than,)
+            )
 
     def forget_applied(self, connection: str) -> int:
         """Drop every applied state of *connection* (for instance after deleting it)."""

@@ -33,6 +33,9 @@ from msgbridge.outbox.errors import (
 from msgbridge.outbox.schema import MIGRATIONS, TABLES
 from msgbridge.outbox.store import SCHEMA_VERSION, Row, Store, Tx
 
+#: The fence of the connection lease of the outbox row being updated (alias ``o``).
+FENCE_OF_ROW = "(SELECT l.fence FROM msgbridge_leases l WHERE l.connection = o.connection)"
+
 try:  # the ignores keep mypy clean where the optional extra is not installed
     import psycopg  # type: ignore[import-not-found, unused-ignore]
     from psycopg import errors as pg_errors  # type: ignore[import-not-found, unused-ignore]
@@ -75,6 +78,7 @@ class _PgTx(Tx):
     dialect: ClassVar[str] = "postgresql"
     in_list: ClassVar[str] = "= ANY(?)"
     for_update: ClassVar[str] = " FOR UPDATE"
+    skip_locked: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
@@ -84,15 +88,18 @@ class _PgTx(Tx):
         return sql.replace("?", "%s")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
         self._cursor.execute(self._sql(sql), params)
         return int(self._cursor.rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if rows:
+            self.statements += 1
             self._cursor.executemany(self._sql(sql), rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.statements += 1
         self._cursor.execute(self._sql(sql), params)
         if self._cursor.description is None:
             return []
@@ -100,6 +107,10 @@ class _PgTx(Tx):
 
     def id_list(self, values: Sequence[Any]) -> Any:
         return list(values)
+
+
+class _Raced(Exception):
+    """The schema appeared while a migration waited for its lock."""
 
 
 class _OwnPool:
@@ -268,6 +279,15 @@ class PostgresStore(Store):
             )
 
     def _migrate(self) -> int:
+        try:
+            return self._migrate_once(first=True)
+        except _Raced:
+            # Another process created the schema while this one waited for the lock; a
+            # new transaction sees it (catalog caches are refreshed at transaction start,
+            # not by an advisory lock).
+            return self._migrate_once(first=False)
+
+    def _migrate_once(self, *, first: bool) -> int:
         with self.transaction(write=False) as tx:
             version = self._schema_version(tx) or 0
         self._check_version(version)
@@ -284,6 +304,8 @@ class PostgresStore(Store):
                     for name in TABLES
                     if (tx.fetchone("SELECT to_regclass(?) IS NOT NULL", (name,)) or (False,))[0]
                 ]
+                if existing and first:
+                    raise _Raced
                 if existing:
                     raise ForeignDatabase(
                         f"tables {', '.join(existing)} exist but no msgbridge_schema says "
@@ -316,7 +338,11 @@ class PostgresStore(Store):
         doing = "writing to the outbox" if write else "reading the outbox"
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield _PgTx(cur)
+                tx = _PgTx(cur)
+                try:
+                    yield tx
+                finally:
+                    self._count(tx)
         except psycopg.Error as exc:
             raise translate(exc, self.location, doing) from None
 
@@ -365,12 +391,21 @@ class PostgresStore(Store):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
         where = "available_at <= ?"
         params: list[Any] = [now]
         if connections is not None:
             where += f" AND connection {tx.in_list}"
             params.append(tx.id_list(connections))
+        fence = "NULL"
+        if fenced:
+            where += (
+                " AND connection IN (SELECT connection FROM msgbridge_leases "
+                "WHERE owner = ? AND until > ?)"
+            )
+            params += [owner, now]
+            fence = FENCE_OF_ROW
         sql = f"""
             WITH candidates AS (
                 SELECT id, connection, available_at FROM msgbridge_outbox
@@ -390,10 +425,10 @@ class PostgresStore(Store):
                 LIMIT ?
             )
             UPDATE msgbridge_outbox o
-            SET lease_owner = ?, lease_until = ?, available_at = ?
+            SET lease_owner = ?, lease_until = ?, available_at = ?, fence = {fence}
             FROM picked WHERE o.id = picked.id
             RETURNING o.id, o.connection, o.kind, o.subject_id, o.state, o.payload, o.version,
-                      o.attempts, o.created_at
+                      o.attempts, o.created_at, o.fence
         """  # noqa: S608 - only fixed fragments are interpolated
         return tx.fetchall(sql, [*params, scan, per_connection, limit, owner, until, until])
 

@@ -17,13 +17,39 @@ Tables (both dialects):
     The persisted state guard: last state (and vendor value) applied per message.
 ``msgbridge_dead_letters``
     Updates given up on, with the reason, error type, HTTP status and vendor trace id.
+
+Version 2 (many workers, :mod:`msgbridge.outbox.leases`):
+
+``msgbridge_workers``
+    One heartbeat row per live worker (``owner``, ``seen_at``, ``until``): how many
+    workers share the connections, for the fair share.
+``msgbridge_leases``
+    One row per connection: who holds it (``owner``, ``until``) and its ``fence``, a
+    counter bumped by every acquisition and never reset (rows are never deleted).
+``msgbridge_tokens``
+    OAuth token pairs shared by processes (:class:`~msgbridge.outbox.DatabaseTokenStore`).
+``msgbridge_claims``
+    A :class:`~msgbridge.outbox.PersistentGuard` used by a plain bridge claims a message
+    from its check until its record (or ``until``), so processes sharing the guard send
+    one message's updates one at a time.
+``msgbridge_outbox.fence``
+    The connection lease's fence under which the row was leased; every settle statement
+    matches it, so a worker that lost its lease settles nothing.
 """
 
 from __future__ import annotations
 
 __all__ = ["MIGRATIONS", "TABLES"]
 
-TABLES = ("msgbridge_outbox", "msgbridge_applied", "msgbridge_dead_letters")
+TABLES = (
+    "msgbridge_outbox",
+    "msgbridge_applied",
+    "msgbridge_dead_letters",
+    "msgbridge_workers",
+    "msgbridge_leases",
+    "msgbridge_tokens",
+    "msgbridge_claims",
+)
 
 _SQLITE_V1 = [
     """
@@ -129,8 +155,53 @@ _POSTGRES_V1 = [
     "CREATE INDEX msgbridge_dead_letters_conn ON msgbridge_dead_letters (connection, id)",
 ]
 
+
+def _v2(real: str, text: str) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE msgbridge_workers (
+            owner       {text} PRIMARY KEY,
+            started_at  {real} NOT NULL,
+            seen_at     {real} NOT NULL,
+            until       {real} NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE msgbridge_leases (
+            connection  {text} PRIMARY KEY,
+            owner       {text},
+            fence       BIGINT NOT NULL DEFAULT 0,
+            until       {real} NOT NULL DEFAULT 0,
+            acquired_at {real}
+        )
+        """,
+        f"""
+        CREATE TABLE msgbridge_tokens (
+            key         {text} PRIMARY KEY,
+            payload     {text} NOT NULL,
+            version     BIGINT NOT NULL,
+            updated_at  {real} NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE msgbridge_claims (
+            connection  {text} NOT NULL,
+            message_id  {text} NOT NULL,
+            holder      {text},
+            state       {text},
+            until       {real} NOT NULL DEFAULT 0,
+            PRIMARY KEY (connection, message_id)
+        )
+        """,
+        "ALTER TABLE msgbridge_outbox ADD COLUMN fence BIGINT",
+    ]
+
+
+_SQLITE_V2 = _v2("REAL", "TEXT")
+_POSTGRES_V2 = _v2("DOUBLE PRECISION", "TEXT")
+
 #: ``MIGRATIONS[dialect][n]``: statements from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1],
-    "postgresql": [_POSTGRES_V1],
+    "sqlite": [_SQLITE_V1, _SQLITE_V2],
+    "postgresql": [_POSTGRES_V1, _POSTGRES_V2],
 }

@@ -177,6 +177,8 @@ class LeasedRow:
     version: int
     attempts: int
     created_at: float
+    #: The connection lease's fence under which the row was leased (``None``: no lease).
+    fence: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> LeasedRow:
@@ -190,7 +192,13 @@ class LeasedRow:
             version=int(row[6]),
             attempts=int(row[7]),
             created_at=float(row[8]),
+            fence=int(row[9]) if len(row) > 9 and row[9] is not None else None,
         )
+
+    @property
+    def fence_value(self) -> int:
+        """The fence as matched by :data:`HELD` (``-1`` for a row leased without one)."""
+        return self.fence if self.fence is not None else -1
 
 
 def applied_for(tx: Tx, ids: Sequence[int]) -> dict[int, tuple[DeliveryState, str]]:
@@ -222,21 +230,48 @@ def applied_one(tx: Tx, connection: str, message_id: str) -> tuple[DeliveryState
     return (state, str(row[1])) if state is not None else None
 
 
-def record_applied(tx: Tx, records: Iterable[tuple[str, str, DeliveryState, str, float]]) -> None:
-    tx.executemany(
-        "INSERT INTO msgbridge_applied (connection, message_id, state, vendor_value, applied_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, message_id) DO UPDATE SET "
-        "state = excluded.state, vendor_value = excluded.vendor_value, "
-        "applied_at = excluded.applied_at",
-        [(c, m, s.value, v, t) for c, m, s, v, t in records],
+#: SQL: ``state_new`` may follow ``state_old`` (:meth:`DeliveryState.may_follow`).
+def may_follow_sql(new: str, old: str) -> str:
+    rank = (
+        "CASE {0} WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 "
+        "WHEN 'failed' THEN 2 WHEN 'read' THEN 3 ELSE -1 END"
     )
+    return (
+        f"(CASE WHEN {old} = 'failed' THEN {new} = 'failed' "
+        f"WHEN {new} = 'failed' THEN {old} IN ('pending', 'sent', 'failed') "
+        f"ELSE {rank.format(new)} >= {rank.format(old)} END)"
+    )
+
+
+_RECORD = (
+    "INSERT INTO msgbridge_applied (connection, message_id, state, vendor_value, applied_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, message_id) DO UPDATE SET "
+    "state = excluded.state, vendor_value = excluded.vendor_value, "
+    "applied_at = excluded.applied_at WHERE "
+    + may_follow_sql("excluded.state", "msgbridge_applied.state")
+)
+
+
+def record_applied(tx: Tx, records: Iterable[tuple[str, str, DeliveryState, str, float]]) -> None:
+    """Store applied states; monotonic: a state that may not follow the stored one is
+    ignored, so two processes recording out of order never move a message backwards."""
+    tx.executemany(_RECORD, [(c, m, s.value, v, t) for c, m, s, v, t in records])
+
+
+#: The WHERE fragment (with :func:`_held`'s parameters) that says "this worker still holds
+#: the row under the lease it was sent with": the owner *and* the connection lease's fence.
+HELD = "lease_owner = ? AND COALESCE(fence, -1) = ?"
+
+
+def _held(row: LeasedRow, owner: str) -> tuple[str, int]:
+    return (owner, row.fence_value)
 
 
 def finish(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
     """The row was delivered (or needs no delivery): ``"done"``, ``"released"`` or ``"lost"``."""
     if tx.execute(
-        "DELETE FROM msgbridge_outbox WHERE id = ? AND version = ? AND lease_owner = ?",
-        (row.id, row.version, owner),
+        f"DELETE FROM msgbridge_outbox WHERE id = ? AND version = ? AND {HELD}",  # noqa: S608
+        (row.id, row.version, *_held(row, owner)),
     ):
         return "done"
     return release(tx, row, owner, now)
@@ -245,9 +280,9 @@ def finish(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
 def release(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
     """Give the row back (a newer version is pending): ``"released"`` or ``"lost"``."""
     changed = tx.execute(
-        "UPDATE msgbridge_outbox SET lease_owner = NULL, lease_until = NULL, available_at = ? "
-        "WHERE id = ? AND lease_owner = ?",
-        (now, row.id, owner),
+        "UPDATE msgbridge_outbox SET lease_owner = NULL, lease_until = NULL, available_at = ? "  # noqa: S608
+        f"WHERE id = ? AND {HELD}",
+        (now, row.id, *_held(row, owner)),
     )
     return "released" if changed else "lost"
 
@@ -255,10 +290,10 @@ def release(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
 def reschedule(tx: Tx, row: LeasedRow, owner: str, at: float, error: str, now: float) -> bool:
     return bool(
         tx.execute(
-            "UPDATE msgbridge_outbox SET attempts = attempts + 1, available_at = ?, "
+            "UPDATE msgbridge_outbox SET attempts = attempts + 1, available_at = ?, "  # noqa: S608
             "lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ? "
-            "WHERE id = ? AND lease_owner = ?",
-            (at, error[:4000], now, row.id, owner),
+            f"WHERE id = ? AND {HELD}",
+            (at, error[:4000], now, row.id, *_held(row, owner)),
         )
     )
 
@@ -276,9 +311,9 @@ def bury(
 ) -> str:
     """Dead-letter the leased payload: ``"dead"``, ``"dead+released"`` or ``"lost"``."""
     held = tx.fetchone(
-        "SELECT version FROM msgbridge_outbox WHERE id = ? AND lease_owner = ?"  # noqa: S608
+        f"SELECT version FROM msgbridge_outbox WHERE id = ? AND {HELD}"  # noqa: S608
         + tx.for_update,
-        (row.id, owner),
+        (row.id, *_held(row, owner)),
     )
     if held is None:
         return "lost"
@@ -308,14 +343,19 @@ def bury(
     return "dead+released"
 
 
-def extend(tx: Tx, ids: Sequence[int], owner: str, until: float) -> int:
-    if not ids:
-        return 0
-    return tx.execute(
-        "UPDATE msgbridge_outbox SET lease_until = ?, available_at = ? "  # noqa: S608
-        f"WHERE lease_owner = ? AND id {tx.in_list}",
-        (until, until, owner, tx.id_list(list(ids))),
-    )
+def extend(tx: Tx, rows: Sequence[LeasedRow], owner: str, until: float) -> int:
+    """Extend the leases of *rows* still held (owner and fence); returns how many."""
+    changed = 0
+    by_fence: dict[int, list[int]] = {}
+    for row in rows:
+        by_fence.setdefault(row.fence_value, []).append(row.id)
+    for fence, ids in by_fence.items():
+        changed += tx.execute(
+            "UPDATE msgbridge_outbox SET lease_until = ?, available_at = ? "  # noqa: S608
+            f"WHERE lease_owner = ? AND COALESCE(fence, -1) = ? AND id {tx.in_list}",
+            (until, until, owner, fence, tx.id_list(ids)),
+        )
+    return changed
 
 
 def next_available(tx: Tx, connections: Sequence[str] | None) -> tuple[int, float | None]:
@@ -330,6 +370,19 @@ def next_available(tx: Tx, connections: Sequence[str] | None) -> tuple[int, floa
         )
     assert row is not None
     return int(row[0]), (float(row[1]) if row[1] is not None else None)
+
+
+def next_sendable(tx: Tx, connections: Sequence[str], owner: str, now: float) -> float | None:
+    """Earliest ``available_at`` of rows of *connections* that *owner* holds or could
+    take now (no live lease of another worker)."""
+    row = tx.fetchone(
+        "SELECT min(available_at) FROM msgbridge_outbox "  # noqa: S608
+        f"WHERE connection {tx.in_list} AND connection NOT IN ("
+        "SELECT connection FROM msgbridge_leases "
+        "WHERE owner IS NOT NULL AND owner <> ? AND until > ?)",
+        (tx.id_list(list(connections)), owner, now),
+    )
+    return float(row[0]) if row is not None and row[0] is not None else None
 
 
 # -- inspection -------------------------------------------------------------------------------

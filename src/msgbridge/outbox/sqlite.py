@@ -41,6 +41,11 @@ from msgbridge.outbox.errors import (
 from msgbridge.outbox.schema import MIGRATIONS
 from msgbridge.outbox.store import APPLICATION_ID, SCHEMA_VERSION, Row, Store, Tx
 
+#: The fence of the connection lease of the outbox row being updated.
+FENCE_OF_ROW = (
+    "(SELECT l.fence FROM msgbridge_leases l WHERE l.connection = msgbridge_outbox.connection)"
+)
+
 __all__ = ["SQLiteStore"]
 
 _MAGIC = b"SQLite format 3\x00"
@@ -96,12 +101,15 @@ class _SQLiteTx(Tx):
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
         return self._conn.execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.statements += 1
         self._conn.executemany(sql, rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.statements += 1
         return list(self._conn.execute(sql, params).fetchall())
 
     def id_list(self, values: Sequence[Any]) -> Any:
@@ -277,6 +285,35 @@ class SQLiteStore(Store):
                     conn.execute("BEGIN")
             except sqlite3.Error as exc:
                 raise translate(exc, self.location, doing) from None
+            tx = _SQLiteTx(conn)
+            try:
+                yield tx
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise translate(exc, self.location, doing) from None
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._count(tx)
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise translate(exc, self.location, doing) from None
+
+    @contextmanager
+    def dedicated_transaction(self) -> Iterator[Tx]:
+        """``BEGIN IMMEDIATE`` on a fresh connection (closed on exit): holds the file's
+        write lock until exit, from whichever thread exits it."""
+        self._require()
+        doing = "locking the outbox"
+        conn = self._connect()
+        try:
+            try:
+                self._begin_immediate(conn)
+            except sqlite3.Error as exc:
+                raise translate(exc, self.location, doing) from None
             try:
                 yield _SQLiteTx(conn)
             except sqlite3.Error as exc:
@@ -290,6 +327,8 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 _rollback(conn)
                 raise translate(exc, self.location, doing) from None
+        finally:
+            conn.close()
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, polling every few milliseconds up to ``busy_timeout``.
@@ -331,15 +370,24 @@ class SQLiteStore(Store):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
         where = "available_at <= ?"
         params: list[Any] = [now]
         if connections is not None:
             where += f" AND connection {tx.in_list}"
             params.append(tx.id_list(connections))
+        fence = "NULL"
+        if fenced:
+            where += (
+                " AND connection IN (SELECT connection FROM msgbridge_leases "
+                "WHERE owner = ? AND until > ?)"
+            )
+            params += [owner, now]
+            fence = FENCE_OF_ROW
         sql = f"""
             UPDATE msgbridge_outbox
-            SET lease_owner = ?, lease_until = ?, available_at = ?
+            SET lease_owner = ?, lease_until = ?, available_at = ?, fence = {fence}
             WHERE id IN (
                 SELECT id FROM (
                     SELECT id, available_at,
@@ -357,7 +405,7 @@ class SQLiteStore(Store):
                 LIMIT ?
             )
             RETURNING id, connection, kind, subject_id, state, payload, version, attempts,
-                      created_at
+                      created_at, fence
         """  # noqa: S608 - only fixed fragments are interpolated
         return tx.fetchall(sql, [owner, until, until, *params, scan, per_connection, limit])
 

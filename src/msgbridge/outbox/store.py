@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Schema version this code writes and understands.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: SQLite ``PRAGMA application_id`` of a msgbridge outbox: ASCII "MSGB".
 APPLICATION_ID = 0x4D534742
 
@@ -59,6 +59,11 @@ class Tx(abc.ABC):
     def id_list(self, values: Sequence[Any]) -> Any:
         """The parameter value for :attr:`in_list`."""
 
+    #: Appended to a SELECT of rows to claim that others may be claiming too.
+    skip_locked: ClassVar[str] = ""
+    #: Statements run in this transaction (for :attr:`Store.round_trips`).
+    statements: int = 0
+
 
 class Store(abc.ABC):
     """A database holding one outbox: pending rows, applied states, dead letters."""
@@ -66,10 +71,21 @@ class Store(abc.ABC):
     dialect: ClassVar[str]
     #: Where the data is, for messages (a path, or a DSN without its password).
     location: str
+    #: Calls into the database so far (statements, plus begin and commit of each
+    #: transaction): what the benchmarks report per update. Approximate under threads.
+    round_trips: int = 0
+
+    def _count(self, tx: Tx) -> None:
+        self.round_trips += tx.statements + 2
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
         """A transaction committed on success and rolled back on any error."""
+
+    def dedicated_transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction on a connection of its own, not tied to a thread: it may be
+        entered in one thread and exited in another, and holds its locks until exit."""
+        return self.transaction()
 
     def external_transaction(self, conn: Any) -> AbstractContextManager[Tx]:
         """Statements inside the caller's own open transaction (never committed here)."""
@@ -91,8 +107,14 @@ class Store(abc.ABC):
         scan: int,
         per_connection: int,
         connections: Sequence[str] | None,
+        fenced: bool = False,
     ) -> list[Row]:
-        """Lease up to *limit* ready rows; see :func:`msgbridge.outbox.sql.lease_columns`."""
+        """Lease up to *limit* ready rows of *connections* (all when ``None``).
+
+        With ``fenced``, only rows of connections whose lease (``msgbridge_leases``)
+        *owner* holds now, and each leased row takes that lease's fence. Rows come back
+        as the columns of :meth:`msgbridge.outbox.sql.LeasedRow.from_row`.
+        """
 
     @property
     @abc.abstractmethod

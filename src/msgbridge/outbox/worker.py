@@ -2,13 +2,18 @@
 
 One batch:
 
-1. **lease** up to ``batch_size`` ready rows of the bridge's connections in one short
+0. **connections**: the worker holds leases on whole connections (its fair share, see
+   :mod:`msgbridge.outbox.leases`) and only ever sends for those, so one account's
+   order, budget, guard and token refresh live in one process at a time;
+1. **lease** up to ``batch_size`` ready rows of the held connections in one short
    transaction (SQLite ``BEGIN IMMEDIATE`` + ``UPDATE … RETURNING``; PostgreSQL
    ``FOR UPDATE SKIP LOCKED``), interleaving connections so one busy account cannot fill
    the batch; the lease sets ``lease_owner`` and ``lease_until`` (and ``available_at``
    to the same time, so an expired lease simply makes the row ready again);
 2. rows whose status is stale against the applied state are settled without a request;
-   the rest go through ``bridge.update_many`` while a heartbeat extends the leases;
+   the rest go through ``bridge.update_many`` while a heartbeat renews the leases; right
+   before each HTTP attempt the connection's lease is checked (fencing): a worker that
+   could not renew it in time sends nothing more for it;
 3. **settle** every row in one transaction, with the applied states of the batch:
 
    * ``APPLIED``/``SKIPPED_*`` → the row is deleted if its ``version`` is unchanged,
@@ -20,9 +25,11 @@ One batch:
    * ``FAILED`` otherwise, or after ``retry.max_attempts`` → a dead letter with the
      reason, error type, HTTP status and the vendor's trace id.
 
-A worker that dies leaves leases that expire after ``lease_seconds`` and return. Delivery
-is at least once; the state guard turns a repeat into a skip (or, when the vendor saw a
-request whose answer was lost, into one harmless identical update).
+A worker that dies leaves leases that expire after ``lease_seconds`` and return; every
+settle statement matches the row's owner *and* its connection lease's fence, so a worker
+that lost a lease settles nothing. Delivery is at least once; the state guard turns a
+repeat into a skip (or, when the vendor saw a request whose answer was lost, into one
+harmless identical update).
 """
 
 from __future__ import annotations
@@ -50,8 +57,9 @@ from msgbridge.errors import (
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.outbox import sql
 from msgbridge.outbox.codec import decode
-from msgbridge.outbox.errors import StorageError
+from msgbridge.outbox.errors import LeaseLost, StorageError
 from msgbridge.outbox.guard import Applied, Key, PersistentGuard
+from msgbridge.outbox.leases import ConnectionLeases
 from msgbridge.outbox.model import STATUS, BatchReport
 from msgbridge.outbox.outbox import Outbox
 from msgbridge.outbox.sql import LeasedRow
@@ -93,8 +101,12 @@ class OutboxWorker:
     and a short :class:`~msgbridge.RetryPolicy` such as :data:`BRIDGE_RETRY`;
     :meth:`create` builds one so. Rows are leased only for the bridge's connections (or
     ``connections``). ``clock`` is epoch seconds; ``sleep`` is what :meth:`drain` waits
-    with (inject both in tests). Several workers, threads or processes, may drain one
-    outbox at once.
+    with (inject both in tests); ``monotonic`` times the leases locally (default
+    ``time.monotonic``, or ``clock`` when only that is injected). Several workers, threads
+    or processes, may drain one outbox at once: each sends only for the connections it
+    holds leases on (``affinity=False`` restores per-row leasing). A bridge you build
+    yourself should check the leases before every attempt:
+    ``Bridge(..., fence=lambda name: worker.fence(name))`` (:meth:`create` does so).
     """
 
     def __init__(
@@ -119,6 +131,10 @@ class OutboxWorker:
         idle_interval: float = 1.0,
         heartbeat: bool = True,
         rng: random.Random | None = None,
+        affinity: bool = True,
+        lease_margin: float | None = None,
+        rebalance_interval: float | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size must be at least 1", key="batch_size")
@@ -142,6 +158,34 @@ class OutboxWorker:
         self.idle_interval = idle_interval
         self.heartbeat = heartbeat
         self.rng = rng or random.Random()  # noqa: S311 - jitter
+        # An injected clock drives the lease timing too, unless a monotonic one is given.
+        self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        #: Connection leases (``None`` with ``affinity=False``: rows are leased one by one
+        #: and any worker may send for any connection, as before version 2).
+        self.leases: ConnectionLeases | None = (
+            ConnectionLeases(
+                self.store,
+                self.owner,
+                connections=self.connections,
+                lease_seconds=self.lease_seconds,
+                margin=lease_margin,
+                clock=clock,
+                monotonic=self.monotonic,
+            )
+            if affinity
+            else None
+        )
+        #: How often leases are renewed and rebalanced between batches: a newcomer gets
+        #: its fair share within about this long.
+        self.rebalance_interval = (
+            min(1.0, self.lease_seconds / 3) if rebalance_interval is None else rebalance_interval
+        )
+        self._last_rebalance: float | None = None
+        self._rebalance_now = False
+        #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
+        self.stopping = threading.Event()
+        #: Everything this worker did so far (for status lines).
+        self.totals = BatchReport()
         self._owns_bridge = False
         guard = _bridge_guard(bridge)
         self._guard: PersistentGuard | None = None
@@ -151,6 +195,8 @@ class OutboxWorker:
                     "the bridge's PersistentGuard belongs to another store than the worker's"
                 )
             self._guard = guard
+        if self.leases is not None:
+            self.join()
 
     @classmethod
     def create(
@@ -164,9 +210,20 @@ class OutboxWorker:
         http_client: Any = None,
         **options: Any,
     ) -> OutboxWorker:
-        """A worker with its own bridge (closed by :meth:`close`) over *connections*."""
+        """A worker with its own bridge (closed by :meth:`close`) over *connections*.
+
+        The bridge checks this worker's connection lease immediately before every HTTP
+        attempt (retries included): a lease that could not be renewed in time turns the
+        attempt into a ``FAILED`` receipt carrying :class:`LeaseLost`, and nothing is sent.
+        """
         real = store.store if isinstance(store, Outbox) else store
         clock = options.get("clock", time.time)
+        built: list[OutboxWorker] = []
+
+        def fence(connection: str) -> None:
+            if built:
+                built[0].fence(connection)
+
         bridge = Bridge(
             connections,
             registry=registry,
@@ -174,12 +231,14 @@ class OutboxWorker:
             retry=bridge_retry,
             guard=PersistentGuard(real, clock=clock),
             rate_limits=rate_limits,
+            fence=fence,
         )
         try:
             worker = cls(real, bridge, **options)
         except BaseException:
             bridge.close()
             raise
+        built.append(worker)
         worker._owns_bridge = True
         return worker
 
@@ -189,12 +248,66 @@ class OutboxWorker:
             return self.connections
         return sorted(self.bridge.connections)
 
+    def rebalance(self, *, force: bool = False) -> None:
+        """Renew, release and acquire connection leases when due (every
+        ``rebalance_interval``, or at once when ready rows of a connection nobody holds
+        were seen)."""
+        leases = self.leases
+        if leases is None:
+            return
+        now = self.monotonic()
+        due = (
+            force
+            or self._rebalance_now
+            or self._last_rebalance is None
+            or now - self._last_rebalance >= self.rebalance_interval
+        )
+        if not due:
+            return
+        self._rebalance_now = False
+        leases.connections = self._names()
+        change = leases.rebalance()
+        self._last_rebalance = now
+        if change.acquired or change.released:
+            log.info(
+                "msgbridge outbox: %s now holds %d connection(s) of a fair share of %d "
+                "(%d worker(s)); acquired %s, released %s",
+                self.owner,
+                len(leases.held),
+                change.share,
+                change.workers,
+                list(change.acquired),
+                list(change.released),
+            )
+
+    def join(self) -> None:
+        """Announce this worker (heartbeat row) so others count it in their fair share
+        from now on. Storage errors are logged: the first rebalance announces it too."""
+        assert self.leases is not None
+        try:
+            self.leases.renew()
+        except StorageError as exc:  # pragma: no cover - renew logs and swallows these
+            log.warning("msgbridge outbox: could not announce this worker: %s", exc)
+
+    def fence(self, connection: str) -> None:
+        """Raise :class:`LeaseLost` unless this worker surely holds *connection* now.
+
+        The bridge calls it immediately before every HTTP attempt.
+        """
+        if self.leases is not None:
+            self.leases.check(connection)
+
     def run_once(self) -> BatchReport:
         """Lease one batch, send it, settle it. Returns what happened."""
         report = BatchReport()
         names = self._names()
-        if not names:
+        if not names or self.stopping.is_set():
             return report
+        if self.leases is not None:
+            self.rebalance()
+            names = [n for n in self.leases.usable() if n in set(names)]
+            if not names:
+                return report
         now = self.clock()
         with self.store.transaction() as tx:
             raw = self.store.lease(
@@ -206,6 +319,7 @@ class OutboxWorker:
                 scan=self.batch_size * 4,
                 per_connection=self.per_connection_batch,
                 connections=names,
+                fenced=self.leases is not None,
             )
             rows = [LeasedRow.from_row(r) for r in raw]
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
@@ -230,6 +344,10 @@ class OutboxWorker:
             ):
                 settled[row.id] = _stale(row, update, previous)
                 continue
+            if self.leases is not None and self._fence_now(row.connection) != row.fence:
+                settled[row.id] = NO_RECEIPT  # the lease is not surely ours: give it back
+                report.fenced += 1
+                continue
             to_send.append(row)
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
@@ -239,7 +357,7 @@ class OutboxWorker:
             }
             guarding = self._guard.batch(known) if self._guard is not None else nullcontext()
             try:
-                with guarding, self._heartbeat([r.id for r in rows]):
+                with guarding, self._heartbeat(rows):
                     for receipt in self.bridge.update_many(
                         items,
                         max_in_flight=self.max_in_flight,
@@ -253,7 +371,15 @@ class OutboxWorker:
                 self._settle_quietly(rows, settled, to_send, receipts, report)
                 raise
         self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        self.totals.add(report)
         return report
+
+    def _fence_now(self, connection: str) -> int | None:
+        assert self.leases is not None
+        try:
+            return self.leases.check(connection)
+        except LeaseLost:
+            return None
 
     @staticmethod
     def _with_receipts(
@@ -310,6 +436,12 @@ class OutboxWorker:
                         trace_id=None,
                     )
                     self._count(report, outcome)
+                elif result.outcome is Outcome.FAILED and isinstance(result.error, LeaseLost):
+                    # Not sent: give the row back if it is still ours (fence), untouched.
+                    outcome = sql.release(tx, row, self.owner, now)
+                    report.fenced += 1
+                    if outcome == "lost":
+                        report.lost += 1
                 elif result.outcome is Outcome.FAILED:
                     self._failed(tx, row, result, now, report)
                 else:
@@ -373,8 +505,9 @@ class OutboxWorker:
             report.lost += 1
 
     @contextmanager
-    def _heartbeat(self, ids: list[int]) -> Iterator[None]:
-        """Extend this batch's leases every third of ``lease_seconds`` while it is sent."""
+    def _heartbeat(self, rows: Sequence[LeasedRow]) -> Iterator[None]:
+        """Renew the connection leases and extend this batch's row leases every third of
+        ``lease_seconds`` while it is sent."""
         if not self.heartbeat:
             yield
             return
@@ -382,9 +515,11 @@ class OutboxWorker:
 
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
+                if self.leases is not None:
+                    self.leases.renew()  # logs its own storage errors
                 try:
                     with self.store.transaction() as tx:
-                        sql.extend(tx, ids, self.owner, self.clock() + self.lease_seconds)
+                        sql.extend(tx, rows, self.owner, self.clock() + self.lease_seconds)
                 except StorageError as exc:  # the next beat may get through
                     log.warning("msgbridge outbox: could not extend leases: %s", exc)
 
@@ -398,8 +533,29 @@ class OutboxWorker:
 
     # -- loops ------------------------------------------------------------------------------
     def _pending(self) -> tuple[int, float | None]:
+        """(rows pending for this worker's connections, when the next one it may send is
+        ready). With leases, rows of connections another worker holds do not count for
+        the second: this worker cannot send them, so it waits ``idle_interval`` rather
+        than polling for them; ready rows of a connection nobody holds make the next
+        batch rebalance at once."""
+        names = self._names()
         with self.store.transaction(write=False) as tx:
-            return sql.next_available(tx, self._names())
+            count, earliest = sql.next_available(tx, names)
+            if self.leases is not None and count:
+                now = self.clock()
+                mine = [n for n in self.leases.held if n in set(names)]
+                earliest = sql.next_available(tx, mine)[1] if mine else None
+                free = sql.next_sendable(tx, names, self.owner, now)
+                last = self._last_rebalance
+                if (
+                    free is not None
+                    and free <= now
+                    and (last is None or self.monotonic() - last >= self.rebalance_interval / 10)
+                ):
+                    # Ready rows of a connection nobody holds: rebalance at once.
+                    self._rebalance_now = True
+                    earliest = now
+        return count, earliest
 
     def drain(self, until_empty: bool = True, *, timeout: float | None = None) -> BatchReport:
         """Send batches until nothing is ready (``until_empty=False``) or nothing is left.
@@ -423,8 +579,7 @@ class OutboxWorker:
             now = self.clock()
             if timeout is not None and now - started >= timeout:
                 return total
-            wait = self.idle_interval if earliest is None else earliest - now
-            wait = min(max(wait, 0.01), self.idle_interval)
+            wait = self._idle_wait(earliest, now)
             if timeout is not None:
                 wait = min(wait, max(0.0, started + timeout - now))
             self.sleep(wait)
@@ -445,12 +600,37 @@ class OutboxWorker:
                 log.warning("msgbridge outbox: %s; trying again", exc)
                 stop_event.wait(self.idle_interval)
                 continue
-            wait = self.idle_interval if earliest is None else earliest - self.clock()
-            stop_event.wait(min(max(wait, 0.01), self.idle_interval))
+            stop_event.wait(self._idle_wait(earliest, self.clock()))
         return total
 
+    def _idle_wait(self, earliest: float | None, now: float) -> float:
+        """How long to wait for work: until the next row this worker may send is ready,
+        at most ``idle_interval``."""
+        wait = self.idle_interval if earliest is None else earliest - now
+        return min(max(wait, 0.01), self.idle_interval)
+
     # -- lifecycle ------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """Stop sending now (a shutdown past its deadline): every later attempt of the
+        batch in flight fails its lease check and its row is given back unsent."""
+        self.stopping.set()
+        if self.leases is not None:
+            self.leases.close()
+
+    def release_leases(self) -> list[str]:
+        """Give every connection lease back now (so another worker need not wait for them
+        to expire); returns their names. Storage errors are logged: leases then expire."""
+        if self.leases is None:
+            return []
+        try:
+            return self.leases.release_all()
+        except StorageError as exc:
+            log.warning("msgbridge outbox: could not release connection leases: %s", exc)
+            return []
+
     def close(self) -> None:
+        """Release the connection leases and close the bridge this worker created."""
+        self.release_leases()
         if self._owns_bridge:
             self.bridge.close()
 

@@ -158,7 +158,8 @@ ODD_ERROR_BODIES: Mapping[str, bytes] = {
     "invalid-utf8": b"\xff\xfe\xfa{",
 }
 
-#: 2xx bodies that are not a vendor success; each must raise ``MalformedResponse``.
+#: 2xx bodies that are not a vendor success; each must be reported applied with a
+#: warning (``VendorResult.warning``), or, from older adapters, raise ``MalformedResponse``.
 MALFORMED_SUCCESS_BODIES: Mapping[str, bytes] = {
     "not-json": b"<html>oops</html>",
     "json-list": b"[]",
@@ -630,16 +631,27 @@ def check_error_body(case: ConformanceCase, kind: str) -> None:
 # -- interpret: success -----------------------------------------------------------------
 
 
+def _flagged(outcome: object) -> bool:
+    """An unreadable 2xx answer, flagged: applied with a warning (the vendor did apply
+    it, so that is preferred), or ``MalformedResponse`` (accepted from older adapters)."""
+    if isinstance(outcome, VendorResult):
+        return bool(outcome.warning)
+    return isinstance(outcome, MalformedResponse)
+
+
+_FLAGGED = "a VendorResult with a warning (or MalformedResponse)"
+
+
 def check_malformed_success(case: ConformanceCase, kind: str) -> None:
-    """A 2xx whose body is not a vendor success raises ``MalformedResponse``."""
+    """A 2xx whose body is not a vendor success is applied with a warning (or raises
+    ``MalformedResponse``); never silently read as a clean success."""
     body = MALFORMED_SUCCESS_BODIES[kind]
     outcome = _interpret(case, case.first_status_request(), ResponseView(200, {}, body))
-    if not isinstance(outcome, MalformedResponse):
-        raise _fail(
-            f"HTTP 200 with body {body!r} ({kind}): expected MalformedResponse, got {outcome!r}"
-        )
-    if outcome.http_status != 200:
-        raise _fail(f"MalformedResponse for {kind} has http_status {outcome.http_status!r}")
+    if not _flagged(outcome):
+        raise _fail(f"HTTP 200 with body {body!r} ({kind}): expected {_FLAGGED}, got {outcome!r}")
+    status = getattr(outcome, "http_status", None)
+    if status != 200:
+        raise _fail(f"{type(outcome).__name__} for {kind} has http_status {status!r}")
 
 
 def _success_object(case: ConformanceCase) -> dict[str, Any]:
@@ -703,31 +715,31 @@ def check_success_fields_declared(case: ConformanceCase) -> None:
 
 
 def check_empty_success(case: ConformanceCase) -> None:
-    """An empty JSON object is a success only for a vendor whose success is empty."""
+    """An empty JSON object is a clean success only for a vendor whose success is empty;
+    for any other it is flagged (applied with a warning, or ``MalformedResponse``)."""
     outcome = _interpret(case, case.first_status_request(), ResponseView(200, {}, b"{}"))
     if case.success_is_empty:
-        if not isinstance(outcome, VendorResult):
-            raise _fail(f"success_is_empty, yet HTTP 200 {{}} gave {outcome!r}")
         empty = _interpret(case, case.first_status_request(), ResponseView(204, {}, b""))
-        if not isinstance(empty, VendorResult):
-            raise _fail(f"success_is_empty, yet HTTP 204 with no body gave {empty!r}")
+        for label, result in (("HTTP 200 {}", outcome), ("HTTP 204 with no body", empty)):
+            if not isinstance(result, VendorResult) or result.warning:
+                raise _fail(f"success_is_empty, yet {label} gave {result!r}")
         return
-    if not isinstance(outcome, MalformedResponse):
+    if not _flagged(outcome):
         raise _fail(
-            f"HTTP 200 with body {{}}: expected MalformedResponse (a success without the "
-            f"fields the adapter needs), got {outcome!r}"
+            f"HTTP 200 with body {{}}: expected {_FLAGGED} (a success without the fields "
+            f"the adapter needs), got {outcome!r}"
         )
 
 
 def check_success_required_fields(case: ConformanceCase) -> None:
-    """Dropping a field the adapter needs raises ``MalformedResponse``."""
+    """Dropping a field the adapter needs is flagged (warning or ``MalformedResponse``)."""
     data = _success_object(case)
 
     def one(name: str) -> None:
         body = json.dumps({k: v for k, v in data.items() if k != name}).encode()
         outcome = _interpret(case, case.first_status_request(), ResponseView(200, {}, body))
-        if not isinstance(outcome, MalformedResponse):
-            raise _fail(f"success without {name!r}: expected MalformedResponse, got {outcome!r}")
+        if not _flagged(outcome):
+            raise _fail(f"success without {name!r}: expected {_FLAGGED}, got {outcome!r}")
 
     _collect(_iter_required(case), one)
 
@@ -739,8 +751,8 @@ def check_success_required_fields_not_null(case: ConformanceCase) -> None:
     def one(name: str) -> None:
         body = json.dumps({**data, name: None}).encode()
         outcome = _interpret(case, case.first_status_request(), ResponseView(200, {}, body))
-        if not isinstance(outcome, MalformedResponse):
-            raise _fail(f"success with {name!r}: null: expected MalformedResponse, got {outcome!r}")
+        if not _flagged(outcome):
+            raise _fail(f"success with {name!r}: null: expected {_FLAGGED}, got {outcome!r}")
 
     _collect(_iter_required(case), one)
 

@@ -42,6 +42,7 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.errors import (
@@ -105,11 +106,15 @@ def _base_url(value: object) -> str:
     return url
 
 
+#: Largest account id: Chatwoot's ``accounts.id`` is a PostgreSQL ``integer``.
+MAX_ACCOUNT_ID = 2**31 - 1
+
+
 def _account_id(_: object, __: attrs.Attribute[int], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ACCOUNT_ID:
         raise ConfigurationError(
-            f"account_id must be a positive integer (the number in Chatwoot's "
-            f"/app/accounts/<id>/ URLs), got {value!r}",
+            f"account_id must be a positive integer up to {MAX_ACCOUNT_ID} (the number in "
+            f"Chatwoot's /app/accounts/<id>/ URLs), got {ascii(value)[:40]}",
             key="account_id",
         )
 
@@ -186,7 +191,15 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            # No place for email ids, recipients or error codes: say so in the receipt.
+            dropped=dropped_fields(update, carried=()),
         )
+
+    def webhook_verifier(self, options: Mapping[str, Any]) -> Any:
+        """:class:`msgbridge_chatwoot.webhooks.ChatwootWebhookVerifier` (option ``secret``)."""
+        from msgbridge_chatwoot.webhooks import ChatwootWebhookVerifier
+
+        return ChatwootWebhookVerifier.from_options(self.id, options)
 
     # -- interpret --------------------------------------------------------------------
 

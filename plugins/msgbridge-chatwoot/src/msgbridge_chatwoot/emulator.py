@@ -110,6 +110,49 @@ class ChatwootVendor(EmulatedVendor):
         """Chatwoot addresses a message inside its conversation: one per message here."""
         return {"conversation_id": str(zlib.crc32(message_id.encode()) % 900_000 + 100_000)}
 
+    # -- the emulated Chatwoot as a webhook sender ---------------------------------------
+
+    @staticmethod
+    def agent_reply_webhook(
+        message_id: int,
+        *,
+        secret: str,
+        at: float,
+        account: int = 1,
+        conversation_id: int = 100,
+        source_id: str = "contact-1",
+        content: str = "Hello from the agent",
+        delivery: str | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """Body and headers of the signed ``message_created`` Chatwoot sends to an API
+        inbox's webhook when an agent replies (post them with
+        :class:`msgbridge.emulator.webhooks.WebhookSender`)."""
+        import json
+        import uuid
+
+        from msgbridge_chatwoot.webhooks import chatwoot_signature
+
+        body = json.dumps(
+            {
+                "event": "message_created",
+                "id": message_id,
+                "content": content,
+                "message_type": "outgoing",
+                "private": False,
+                "account": {"id": account},
+                "sender": {"id": 1, "type": "user"},
+                "conversation": {"id": conversation_id, "contact_inbox": {"source_id": source_id}},
+            }
+        ).encode()
+        stamp = str(int(at))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Chatwoot-Signature": chatwoot_signature(secret, stamp, body),
+            "X-Chatwoot-Timestamp": stamp,
+            "X-Chatwoot-Delivery": delivery or str(uuid.uuid4()),
+        }
+        return body, headers
+
     def __init__(
         self,
         name: str = "chatwoot",

@@ -26,7 +26,6 @@ reason for the status change"); it is sent as ``reason`` unless the connection s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +43,7 @@ from msgbridge.adapter import (
     StateMapping,
     VendorResult,
     check_base_url,
+    dropped_fields,
     path_segment,
 )
 from msgbridge.errors import (
@@ -53,7 +53,7 @@ from msgbridge.errors import (
     UnsupportedStatus,
 )
 from msgbridge.model import DeliveryState, MessageStatus
-from msgbridge.wire import error_for_status
+from msgbridge.wire import ascii_pattern, error_for_status
 from msgbridge_front._http import error_text, int_header, rate_limit_wait
 
 __all__ = [
@@ -86,7 +86,8 @@ FRONT_RATE_BUDGET = RateBudget(requests=50, per_seconds=60.0)
 #: Front's limits are "requests per minute"; the window its headers count in.
 RATE_LIMIT_WINDOW = 60.0
 
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A plain JSON key: ASCII, whole string (``\Z``: ``"reason\n"`` does not pass).
+_FIELD = ascii_pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
@@ -95,10 +96,10 @@ def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | 
 
 
 def _reason_field(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if not _FIELD.match(value) or value == "status":
+    if not isinstance(value, str) or not _FIELD.match(value) or value == "status":
         raise ConfigurationError(
             f"reason_field must be a JSON key such as 'reason' or 'error_message' (not "
-            f"'status'), got {value!r}",
+            f"'status'), got {ascii(value)[:70]}",
             key="reason_field",
         )
 
@@ -145,6 +146,8 @@ class FrontAdapter(Adapter[FrontSettings]):
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
+            # No place for email ids, recipients or error codes: say so in the receipt.
+            dropped=dropped_fields(update, carried=()),
         )
 
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
