@@ -341,6 +341,7 @@ class Planner:
             clock=self.clock,
             rng=self.rng,
             notify=self.registry.notify if self.registry.has_observers else None,
+            decorate=self.registry.headers_for if self.registry.has_header_hooks else None,
         )
 
     def batch(self, max_in_flight: int, per_connection: int, max_pending: int | None) -> Any:

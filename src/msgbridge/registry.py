@@ -377,6 +377,41 @@ class AdapterRegistry:
                     },
                 )
 
+    @property
+    def has_header_hooks(self) -> bool:
+        """Whether a plugin adds headers to attempts (else none are asked for)."""
+        return bool(self._pm.hook.delivery_headers.get_hookimpls())
+
+    def headers_for(
+        self, connection: str, adapter: str, operation: str, subject_id: str, attempt: int
+    ) -> dict[str, str]:
+        """The headers every ``delivery_headers`` plugin adds to this attempt, checked."""
+        from msgbridge.validation import check_header_value
+
+        merged: dict[str, str] = {}
+        for impl in self._pm.hook.delivery_headers.get_hookimpls():
+            try:
+                extra: Any = impl.function(
+                    connection=connection,
+                    adapter=adapter,
+                    operation=operation,
+                    subject_id=subject_id,
+                    attempt=attempt,
+                )
+                if extra is not None and not isinstance(extra, Mapping):
+                    raise TypeError(f"returned {type(extra).__name__}, not a mapping")
+                for name, value in (extra or {}).items():
+                    if not (isinstance(name, str) and name.isascii() and name.isprintable()):
+                        raise ValueError(f"invalid header name {name!r}")
+                    merged[name] = check_header_value(value, key=name, secret=True)
+            except Exception:
+                log.exception(
+                    "msgbridge: delivery_headers plugin %s failed; its headers are dropped",
+                    impl.plugin_name,
+                    extra={"connection": connection, "adapter": adapter, "subject_id": subject_id},
+                )
+        return merged
+
     def add_observer(self, observer: Callable[[DeliveryAttempt], None]) -> bool:
         """Register a plain function as a ``delivery_attempted`` observer.
 
