@@ -44,7 +44,8 @@ ANSWERS = {
 
 
 def _planner() -> Planner:
-    registry = AdapterRegistry.from_entry_points()
+    # Built-ins only: an installed observer plugin (msgbridge-otel) would add its own cost.
+    registry = AdapterRegistry.from_entry_points(environ={"MSGBRIDGE_PLUGINS_ALLOW": "msgbridge"})
     planner = Planner(
         [
             Connection("hl", adapter="highlevel", credentials=BearerToken("x")),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,6 +108,7 @@ def deliver(
     clock: Callable[[], float],
     rng: random.Random,
     notify: Callable[[DeliveryAttempt], None] | None,
+    decorate: Callable[[str, str, str, str, int], Mapping[str, str]] | None = None,
 ) -> Generator[Step, Reply, Receipt]:
     """Send until applied, a permanent error, or the policy gives up (then raise).
 
@@ -118,7 +119,7 @@ def deliver(
     adapter = job.adapter
     credential = job.credential
     refreshing = credential if isinstance(credential, RefreshingCredential) else None
-    prepared = request.prepare()
+    prepared = base = request.prepare()
     started = clock()
     attempt = 0
     while True:
@@ -133,6 +134,16 @@ def deliver(
                 yield from _refresh(refreshing, refreshing.generation)
                 operation = request.operation
             seen = refreshing.generation if refreshing is not None else 0
+            if decorate is not None:  # plugins' headers (traceparent), then the credential
+                prepared = base.with_headers(
+                    decorate(
+                        job.connection,
+                        adapter.id,
+                        request.operation.value,
+                        request.subject_id,
+                        attempt,
+                    )
+                )
             reply = yield Send(prepared.with_headers(_headers(credential, prepared)))
             if (
                 refreshing is not None

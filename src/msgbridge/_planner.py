@@ -217,8 +217,8 @@ class Planner:
             vendor_value=vendor_value,
         )
         # An early look saves a rate-limit slot; the guard only moves forward, so a
-        # skip now is a skip later. The deciding look is inside the message's turn.
-        return self.policy.admit(job) or job
+        # stale update now is stale later. The deciding look is inside the message's turn.
+        return self.policy.stale(job) or job
 
     def plan_conversation(self, name: str, update: ConversationUpdate) -> Delivery:
         bound = self.connection(name)
@@ -341,6 +341,7 @@ class Planner:
             clock=self.clock,
             rng=self.rng,
             notify=self.registry.notify if self.registry.has_observers else None,
+            decorate=self.registry.headers_for if self.registry.has_header_hooks else None,
         )
 
     def batch(self, max_in_flight: int, per_connection: int, max_pending: int | None) -> Any:

@@ -144,16 +144,40 @@ class MessagePolicy:
             detail=f"last applied state is {last.value if last else 'unknown'!r}",
         )
 
-    def settle(self, job: Delivery, receipt: Receipt) -> None:
-        """Inside the turn: remember an applied state (the guard only moves forward)."""
+    def stale(self, job: Delivery) -> Receipt | None:
+        """A look that takes nothing (no claim, no record): a skip receipt if the update
+        is already older than what the guard holds. Used when planning, to save a
+        rate-limit slot; :meth:`admit` decides inside the turn."""
         guard = self.guard
-        if (
-            guard is not None
-            and receipt.outcome is Outcome.APPLIED
-            and job.state is not None
-            and job.vendor_value is not None
-        ):
+        state = job.state
+        if guard is None or state is None:
+            return None
+        last = guard.last(job.connection, job.request.subject_id)
+        if last is None or state.may_follow(last):
+            return None
+        return Receipt(
+            Outcome.SKIPPED_STALE,
+            connection=job.connection,
+            adapter=job.adapter.id,
+            subject_id=job.request.subject_id,
+            state=state,
+            vendor_value=job.vendor_value,
+            detail=f"last applied state is {last.value!r}",
+        )
+
+    def settle(self, job: Delivery, receipt: Receipt | None) -> None:
+        """Inside the turn: remember an applied state (the guard only moves forward), or
+        let go of the message when nothing was applied (``receipt`` ``None``: the
+        delivery raised), so a guard shared by processes does not hold it."""
+        guard = self.guard
+        if guard is None or job.state is None or job.vendor_value is None:
+            return
+        if receipt is not None and receipt.outcome is Outcome.APPLIED:
             guard.record(job.connection, job.request.subject_id, job.state, job.vendor_value)
+            return
+        release = getattr(guard, "release", None)
+        if release is not None:
+            release(job.connection, job.request.subject_id)
 
     def last_applied(self, connection: str, message_id: str) -> object:
         return self.guard.last(connection, message_id) if self.guard is not None else None

@@ -303,9 +303,12 @@ class Bridge(_BridgeBase):
                 if reserved:
                     self._planner.give_back(job)
                 return skipped
-            receipt = self._drive(job, reserved, stop, sent, index)
-            policy.settle(job, receipt)
-            return receipt
+            receipt = None
+            try:
+                receipt = self._drive(job, reserved, stop, sent, index)
+                return receipt
+            finally:
+                policy.settle(job, receipt)
 
     def _drive(
         self,
@@ -357,17 +360,16 @@ class Bridge(_BridgeBase):
         planner = self._planner
         if stop is not None and stop.is_set():
             return _NOT_SENT
-        if self._fence is not None:
-            refused = _fenced(self._fence, job)
-            if refused is not None:
-                if reserved:
-                    planner.give_back(job)
-                return refused
         if not reserved:
             while (wait := planner.wait_before_send(job)) > 0:
                 self._pause(wait, stop)
                 if stop is not None and stop.is_set():
                     return _NOT_SENT
+        if self._fence is not None:  # right before the request: no wait in between
+            refused = _fenced(self._fence, job)
+            if refused is not None:
+                planner.give_back(job)
+                return refused
         reply: ResponseView | MessagingError | None = None
         try:
             reply = self._sender.send(request)
@@ -530,9 +532,12 @@ class AsyncBridge(_BridgeBase):
                 if reserved:
                     self._planner.give_back(job)
                 return skipped
-            receipt = await self._drive(job, reserved, sent, index)
-            policy.settle(job, receipt)
-            return receipt
+            receipt = None
+            try:
+                receipt = await self._drive(job, reserved, sent, index)
+                return receipt
+            finally:
+                policy.settle(job, receipt)
         finally:
             policy.arelease(key)
 
@@ -575,15 +580,14 @@ class AsyncBridge(_BridgeBase):
         self, job: Delivery, request: PreparedRequest, reserved: bool
     ) -> ResponseView | MessagingError:
         planner = self._planner
-        if self._fence is not None:
-            refused = _fenced(self._fence, job)
-            if refused is not None:
-                if reserved:
-                    planner.give_back(job)
-                return refused
         if not reserved:
             while (wait := planner.wait_before_send(job)) > 0:
                 await self._sleep(wait)
+        if self._fence is not None:  # right before the request: no wait in between
+            refused = _fenced(self._fence, job)
+            if refused is not None:
+                planner.give_back(job)
+                return refused
         reply: ResponseView | MessagingError | None = None
         try:
             reply = await self._sender.send(request)

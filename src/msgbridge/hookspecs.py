@@ -7,7 +7,7 @@ plain functions taking exactly the documented argument names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -39,3 +39,15 @@ def register_emulated_vendors(register: Callable[[Any], None]) -> None:
 @hookspec
 def delivery_attempted(event: DeliveryAttempt) -> None:
     """Observe one HTTP attempt. Runs inline: no I/O, and an exception is only logged."""
+
+
+@hookspec
+def delivery_headers(
+    connection: str, adapter: str, operation: str, subject_id: str, attempt: int
+) -> Mapping[str, str] | None:
+    """Headers to add to one HTTP attempt (e.g. W3C ``traceparent``), or ``None``.
+
+    Called right before each attempt, before the credential signs the request. Runs
+    inline: no I/O; a value that cannot be a header, or an exception, is logged and
+    dropped, never fails a send.
+    """

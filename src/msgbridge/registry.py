@@ -1,7 +1,11 @@
 """The adapter registry: an instance that discovers plugins through entry points.
 
 Entry points load one at a time. A plugin that fails to import, to validate or to
-register is recorded in :attr:`AdapterRegistry.failures` and the others carry on.
+register is recorded in :attr:`AdapterRegistry.failures` and the others carry on. The
+registry is strict: a hook name msgbridge does not define (a misspelled
+``register_adapter``), a plugin that registers nothing, the same plugin loaded under a
+second name and the same observer added twice are failures too, each naming where it
+came from, never an exception in the caller's face.
 Built-in adapters are entry points of msgbridge itself, so they take exactly the path a
 third-party adapter takes.
 
@@ -12,10 +16,18 @@ set, loads only the named ones.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import (
+    EntryPoint,
+    PackageNotFoundError,
+    distribution,
+    entry_points,
+    packages_distributions,
+)
 from typing import Any
 
 import attrs
@@ -57,8 +69,18 @@ class PluginSource:
 
 @attrs.frozen
 class PluginFailure:
+    """A plugin (or observer) that was refused, where it came from, and why."""
+
     source: PluginSource
     reason: str
+
+    @property
+    def message(self) -> str:
+        """One line naming the entry point, its distribution and the reason."""
+        return f"{self.source}: {self.reason}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @attrs.frozen
@@ -85,6 +107,8 @@ class AdapterRegistry:
         self._failures: list[PluginFailure] = []
         self._skipped: list[PluginSource] = []
         self._sources: dict[int, PluginSource] = {}
+        self._observers: list[Callable[[DeliveryAttempt], None]] = []
+        self._adapter_counts: dict[int, int] = {}
 
     # -- discovery ------------------------------------------------------------------
 
@@ -118,14 +142,33 @@ class AdapterRegistry:
             self.add_plugin(plugin, source=source)
 
     def add_plugin(self, plugin: object, *, source: PluginSource | None = None) -> bool:
-        """Register a module or object with hookimpls; False (and a failure) if it breaks."""
+        """Register a module or object with hookimpls; False (and a failure) if it breaks.
+
+        Refused (recorded in :attr:`failures`, never raised): a plugin pluggy rejects, a
+        hookimpl whose name is not a msgbridge hook, a plugin whose hooks register
+        nothing at all, and a plugin object already loaded under another name.
+        """
         source = source or PluginSource(getattr(plugin, "__name__", repr(plugin)))
         if self._pm.is_registered(plugin):
+            first = self._sources.get(id(plugin))
+            if first is not None and first != source:
+                self._fail(source, f"already loaded as {first}; this second load is ignored")
+                return False
             return True
+        taken = self._pm.get_plugin(source.name)
+        if taken is not None:
+            first = self._sources.get(id(taken), PluginSource(source.name))
+            self._fail(source, f"the plugin name {source.name!r} is already used by {first}")
+            return False
         try:
             self._pm.register(plugin, name=source.name)
         except Exception as exc:
             self._fail(source, f"invalid plugin: {type(exc).__name__}: {exc}")
+            return False
+        unknown = self._unknown_hooks(plugin)
+        if unknown:
+            self._pm.unregister(plugin)
+            self._fail(source, unknown)
             return False
         staged: list[Adapter[Any]] = []
         try:
@@ -136,10 +179,56 @@ class AdapterRegistry:
             self._pm.unregister(plugin)
             self._fail(source, f"registration failed: {type(exc).__name__}: {exc}")
             return False
+        empty = None if staged else self._registers_nothing(plugin)
+        if empty is not None:
+            self._pm.unregister(plugin)
+            self._fail(source, empty)
+            return False
         for adapter in staged:
             self._add(adapter, source)
         self._sources[id(plugin)] = source
+        self._adapter_counts[id(plugin)] = len(staged)
         return True
+
+    def _own_hooks(self, plugin: object) -> dict[str, bool]:
+        """``{hook name: has a spec}`` for every hookimpl *plugin* brought."""
+        hooks: dict[str, bool] = {}
+        for caller in self._pm.get_hookcallers(plugin) or []:
+            if any(
+                impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls()
+            ):
+                hooks[caller.name] = caller.spec is not None
+        return hooks
+
+    def _unknown_hooks(self, plugin: object) -> str | None:
+        """What :meth:`pluggy.PluginManager.check_pending` would refuse, per plugin."""
+        unknown = sorted(name for name, known in self._own_hooks(plugin).items() if not known)
+        if not unknown:
+            return None
+        names = ", ".join(_HOOK_NAMES)
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, _HOOK_NAMES, n=1)
+            parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return (
+            f"unknown hook {', '.join(parts)}: msgbridge hooks are {names}; the plugin was "
+            "not loaded"
+        )
+
+    def _registers_nothing(self, plugin: object) -> str | None:
+        """Why a plugin that offers no adapter, emulated vendor or observer is refused."""
+        hooks = self._own_hooks(plugin)
+        if not hooks:
+            return (
+                "registers nothing: it has no @msgbridge.hookimpl function (expected "
+                f"one of {', '.join(_HOOK_NAMES)}); is the entry point the right module?"
+            )
+        if set(hooks) == {"register_adapters"}:
+            return (
+                "registers nothing: register_adapters called register() zero times and "
+                "the plugin offers no emulated vendor or observer"
+            )
+        return None
 
     def _call_own(self, plugin: object, hook_name: str, **kwargs: Any) -> None:
         """Call only *plugin*'s implementation, so one plugin's failure is its own."""
@@ -149,8 +238,9 @@ class AdapterRegistry:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
 
     def _fail(self, source: PluginSource, reason: str) -> None:
-        log.warning("msgbridge: %s failed: %s", source, reason)
-        self._failures.append(PluginFailure(source, reason))
+        failure = PluginFailure(source, reason)
+        log.warning("msgbridge: %s", failure.message)
+        self._failures.append(failure)
 
     def _add(self, adapter: Adapter[Any], source: PluginSource) -> None:
         existing = self._adapters.get(adapter.id)
@@ -243,8 +333,22 @@ class AdapterRegistry:
                 if PluginFailure(source, reason) not in self._failures:
                     self._fail(source, reason)
                 continue
+            if not offered and self._offers_nothing_else(impl.plugin):
+                source = self._sources.get(id(impl.plugin), PluginSource(impl.plugin_name))
+                reason = (
+                    "registers nothing: no adapter, no observer, and register_emulated_vendors "
+                    "called register() zero times"
+                )
+                if PluginFailure(source, reason) not in self._failures:
+                    self._fail(source, reason)
             vendors.extend(offered)
         return tuple(vendors)
+
+    def _offers_nothing_else(self, plugin: object) -> bool:
+        """No adapters and no observer: an empty emulator hook means an empty plugin."""
+        if self._adapter_counts.get(id(plugin), 0):
+            return False
+        return "delivery_attempted" not in self._own_hooks(plugin)
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -273,18 +377,103 @@ class AdapterRegistry:
                     },
                 )
 
-    def add_observer(self, observer: Callable[[DeliveryAttempt], None]) -> None:
-        """Register a plain function as a ``delivery_attempted`` observer."""
+    @property
+    def has_header_hooks(self) -> bool:
+        """Whether a plugin adds headers to attempts (else none are asked for)."""
+        return bool(self._pm.hook.delivery_headers.get_hookimpls())
+
+    def headers_for(
+        self, connection: str, adapter: str, operation: str, subject_id: str, attempt: int
+    ) -> dict[str, str]:
+        """The headers every ``delivery_headers`` plugin adds to this attempt, checked."""
+        from msgbridge.validation import check_header_value
+
+        merged: dict[str, str] = {}
+        for impl in self._pm.hook.delivery_headers.get_hookimpls():
+            try:
+                extra: Any = impl.function(
+                    connection=connection,
+                    adapter=adapter,
+                    operation=operation,
+                    subject_id=subject_id,
+                    attempt=attempt,
+                )
+                if extra is not None and not isinstance(extra, Mapping):
+                    raise TypeError(f"returned {type(extra).__name__}, not a mapping")
+                for name, value in (extra or {}).items():
+                    if not (isinstance(name, str) and name.isascii() and name.isprintable()):
+                        raise ValueError(f"invalid header name {name!r}")
+                    merged[name] = check_header_value(value, key=name, secret=True)
+            except Exception:
+                log.exception(
+                    "msgbridge: delivery_headers plugin %s failed; its headers are dropped",
+                    impl.plugin_name,
+                    extra={"connection": connection, "adapter": adapter, "subject_id": subject_id},
+                )
+        return merged
+
+    def add_observer(self, observer: Callable[[DeliveryAttempt], None]) -> bool:
+        """Register a plain function as a ``delivery_attempted`` observer.
+
+        Adding the same observer twice is recorded in :attr:`failures` (the observer
+        stays registered once) and returns False; it never raises.
+        """
+        source = _observer_source(observer)
+        if any(o == observer for o in self._observers):
+            self._fail(source, "observer added twice; it stays registered once")
+            return False
 
         class _Observer:
             @hookspecs.hookimpl
             def delivery_attempted(self, event: DeliveryAttempt) -> None:
                 observer(event)
 
-        self._pm.register(_Observer(), name=f"observer-{id(observer)}")
+        self._observers.append(observer)
+        self._pm.register(_Observer(), name=f"observer-{len(self._observers)}-{id(observer)}")
+        return True
 
     def __repr__(self) -> str:
         return f"<AdapterRegistry adapters={sorted(self._adapters)} failures={len(self._failures)}>"
+
+
+#: The hook names plugins may implement (anything else is a misspelling).
+_HOOK_NAMES: tuple[str, ...] = tuple(
+    name
+    for name, value in vars(hookspecs).items()
+    if callable(value) and hasattr(value, f"{hookspecs.PROJECT}_spec")
+)
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return packages_distributions()
+
+
+def _distribution_of(module: str) -> tuple[str | None, str | None]:
+    """The installed distribution (name, version) that provides *module*, if known.
+
+    ``packages_distributions`` misses editable installs, so a distribution named like
+    the top-level package is the fallback.
+    """
+    top = module.partition(".")[0]
+    candidates = [*_distributions().get(top, []), top, top.replace("_", "-")]
+    for name in candidates:
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        return dist.metadata["Name"], dist.version
+    return None, None
+
+
+def _observer_source(observer: object) -> PluginSource:
+    """Name an observer function and the distribution its module belongs to."""
+    module = getattr(observer, "__module__", None) or type(observer).__module__
+    name = getattr(observer, "__qualname__", None) or type(observer).__qualname__
+    dist, dist_version = _distribution_of(module)
+    return PluginSource(
+        f"observer {name}", f"{module}:{name}", distribution=dist, version=dist_version
+    )
 
 
 def _source_of(ep: EntryPoint) -> PluginSource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from msgbridge.adapter import RateFeedback
 from msgbridge.adapters.highlevel import HIGHLEVEL, HOOP, LEADWAY, HighLevelAdapter
 from msgbridge.adapters.hubspot import HubSpotAdapter
 from msgbridge.testing import AdapterConformance
@@ -147,6 +148,14 @@ class _HighLevelFamily(AdapterConformance):
     # Only messageId: without it (and without GMB's messageIds) the answer is applied
     # with a warning; conversationId is not needed to report the update.
     required_success_fields = ("messageId",)
+    # The docs say every response carries a traceId; the header spelling is assumed.
+    trace_id_header = "traceId"
+    rate_limit_headers = {
+        "X-RateLimit-Remaining": "97",
+        "X-RateLimit-Max": "100",
+        "X-RateLimit-Interval-Milliseconds": "10000",
+    }
+    rate_limit_feedback = RateFeedback(remaining=97, maximum=100, window=10.0)
 
 
 class TestHighLevelConformance(_HighLevelFamily):
@@ -167,6 +176,13 @@ class _HubSpotBase(AdapterConformance):
     adapter = HubSpotAdapter()
     success_body = HUBSPOT_SUCCESS
     required_success_fields = ("id",)
+    trace_id_header = "X-HubSpot-Correlation-Id"
+    rate_limit_headers = {
+        "X-HubSpot-RateLimit-Remaining": "98",
+        "X-HubSpot-RateLimit-Max": "100",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+    }
+    rate_limit_feedback = RateFeedback(remaining=98, maximum=100, window=10.0)
 
 
 class TestHubSpotConformance(_HubSpotBase):

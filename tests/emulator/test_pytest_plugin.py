@@ -36,7 +36,9 @@ def test_state_and_clock_are_reset_between_tests(msgbridge_emulator):
 
 def test_connections_deliver_through_the_bridge(msgbridge_emulator, msgbridge_connections):
     emu = msgbridge_emulator
-    assert set(msgbridge_connections) == {"highlevel", "leadway", "hoop", "hubspot"}
+    builtins = {"highlevel", "leadway", "hoop", "hubspot"}
+    assert builtins <= set(msgbridge_connections)  # plus every installed plugin vendor
+    msgbridge_connections = {n: c for n, c in msgbridge_connections.items() if n in builtins}
     for name in ("highlevel", "leadway", "hoop"):
         emu.seed_message(name, "m-" + name, account="demo-location")
     emu.seed_message("hubspot", "m-hubspot", account="1234567", channel_id=1000)

@@ -12,6 +12,7 @@ import json
 import socket
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -22,6 +23,7 @@ from msgbridge.adapter import (
     Capabilities,
     Operation,
     RateBudget,
+    RateFeedback,
     RequestSpec,
     ResponseView,
     StateMapping,
@@ -40,6 +42,7 @@ from msgbridge.errors import (
     VendorUnavailable,
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
+from msgbridge.wire import int_header, parse_retry_after
 
 BASE_URL = "https://api.acme.test"
 API_TOKEN = "acme-secret-token-9f8e7d"
@@ -117,15 +120,35 @@ class AcmeAdapter(Adapter[AcmeSettings]):
                     f"acme: expected an object with an id, got {response.text(80)!r}",
                     http_status=response.status,
                 )
-            return VendorResult(http_status=response.status, vendor_ids={"id": body["id"]})
+            return VendorResult(
+                http_status=response.status,
+                vendor_ids={"id": body["id"]},
+                trace_id=self.trace_id(response),
+            )
         raise self.error_for(request, response)
+
+    def trace_id(self, response: ResponseView) -> str | None:
+        return response.header("x-acme-trace")
+
+    def retry_after(self, response: ResponseView) -> float | None:
+        return parse_retry_after(response)
+
+    def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
+        remaining = int_header(response, "x-acme-remaining")
+        if remaining is None:
+            return None
+        return RateFeedback(remaining=remaining, maximum=int_header(response, "x-acme-limit"))
 
     def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
         body = response.json_object() or {}
         text = body.get("detail") if isinstance(body.get("detail"), str) else None
         message = text or response.text(100) or "no detail"
         status = response.status
-        context: dict[str, Any] = {"http_status": status, "vendor_message": message}
+        context: dict[str, Any] = {
+            "http_status": status,
+            "vendor_message": message,
+            "trace_id": self.trace_id(response),
+        }
         if status == 401:
             return AuthenticationError(f"acme refused the token: {message}", **context)
         if status == 403:
@@ -133,9 +156,13 @@ class AcmeAdapter(Adapter[AcmeSettings]):
         if status == 404:
             return NotFound(f"acme does not know it: {message}", **context)
         if status == 429:
-            return RateLimited(f"acme rate limit: {message}", **context)
+            return RateLimited(
+                f"acme rate limit: {message}", retry_after=self.retry_after(response), **context
+            )
         if status >= 500:
-            return VendorUnavailable(f"acme is down: {message}", **context)
+            return VendorUnavailable(
+                f"acme is down: {message}", retry_after=self.retry_after(response), **context
+            )
         return VendorRejected(f"acme rejected it: {message}", **context)
 
 
@@ -146,6 +173,8 @@ ACME_ERRORS: Mapping[int, bytes] = {
     429: b'{"detail":"slow down"}',
 }
 ACME_SUCCESS = b'{"id":"acme-1","thread":"t-1"}'
+ACME_RATE_HEADERS: Mapping[str, str] = {"X-Acme-Remaining": "4", "X-Acme-Limit": "10"}
+ACME_RATE_FEEDBACK = RateFeedback(remaining=4, maximum=10)
 
 
 # -- broken variants: one rule each ----------------------------------------------------
@@ -167,7 +196,13 @@ class NonRetryable429Adapter(AcmeAdapter):
 
     def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
         if response.status == 429:
-            return RateLimited("acme rate limit", http_status=429, retryable=False)
+            return RateLimited(
+                "acme rate limit",
+                http_status=429,
+                retryable=False,
+                retry_after=self.retry_after(response),
+                trace_id=self.trace_id(response),
+            )
         return super().error_for(request, response)
 
 
@@ -221,7 +256,7 @@ class NoHttpStatusAdapter(AcmeAdapter):
 
     def error_for(self, request: RequestSpec, response: ResponseView) -> MessagingError:
         if response.status >= 500:
-            return VendorUnavailable("acme is down")
+            return VendorUnavailable("acme is down", trace_id=self.trace_id(response))
         return super().error_for(request, response)
 
 
@@ -276,7 +311,11 @@ class AcceptAnythingAdapter(AcmeAdapter):
     def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
         if 200 <= response.status < 300:
             body = response.json_object() or {}
-            return VendorResult(http_status=response.status, vendor_ids={"id": str(body.get("id"))})
+            return VendorResult(
+                http_status=response.status,
+                vendor_ids={"id": str(body.get("id"))},
+                trace_id=self.trace_id(response),
+            )
         raise self.error_for(request, response)
 
 
@@ -302,3 +341,72 @@ class QueryIdAdapter(AcmeAdapter):
 
     def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
         return f"{self.base(settings)}/v1/status?message={update.message_id}"
+
+
+class IgnoresRetryAfterAdapter(AcmeAdapter):
+    """Never reads ``Retry-After``: the bridge guesses a backoff the vendor did not ask for."""
+
+    id = "acme-no-retry-after"
+
+    def retry_after(self, response: ResponseView) -> float | None:
+        return None
+
+
+class SecondsOnlyRetryAfterAdapter(AcmeAdapter):
+    """Reads ``Retry-After`` as seconds only; an HTTP date is dropped."""
+
+    id = "acme-seconds-only"
+
+    def retry_after(self, response: ResponseView) -> float | None:
+        raw = response.header("retry-after") or ""
+        return float(raw) if raw.strip().isdigit() else None
+
+
+class IgnoresTraceHeaderAdapter(AcmeAdapter):
+    """Drops the vendor's trace id header, so support tickets have nothing to quote."""
+
+    id = "acme-no-trace"
+
+    def trace_id(self, response: ResponseView) -> str | None:
+        return None
+
+
+class IgnoresRateLimitHeadersAdapter(AcmeAdapter):
+    """Declares rate-limit feedback but reads the wrong header (always nothing)."""
+
+    id = "acme-no-rate-headers"
+
+    def rate_limit_feedback(self, response: ResponseView) -> RateFeedback | None:
+        remaining = int_header(response, "x-ratelimit-remaining")  # not what acme sends
+        return None if remaining is None else RateFeedback(remaining=remaining)
+
+
+class DatetimeInPrepareAdapter(AcmeAdapter):
+    """Stamps each request with the local clock (``datetime.now``)."""
+
+    id = "acme-datetime"
+
+    def headers(self, settings: AcmeSettings) -> dict[str, str]:
+        return {"Acme-Version": "1", "Acme-Sent-At": datetime.now(timezone.utc).isoformat()}
+
+
+class MonotonicInInterpretAdapter(AcmeAdapter):
+    """Times its own parsing with ``time.monotonic`` and hides a refused read."""
+
+    id = "acme-monotonic"
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        with contextlib.suppress(Exception):  # hides the failure; the kit must still see it
+            time.monotonic()
+        return super().interpret(request, response)
+
+
+class EmptyObjectSuccessAdapter(AcmeAdapter):
+    """Takes an empty JSON object for a success (only ``{}``; a missing id still fails)."""
+
+    id = "acme-empty-ok"
+
+    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+        if response.status == 200 and response.json() == {}:
+            return VendorResult(http_status=200)
+        return super().interpret(request, response)

@@ -38,6 +38,7 @@ class TestChatwootConformance(AdapterConformance):
         }
     )
     required_success_fields = ("id",)
+    trace_id_header = "X-Request-Id"
     # Shapes from Chatwoot's controllers; 5xx and proxy pages are unconfirmed.
     error_bodies = {
         400: _json({"error": "param is missing or the value is empty: status"}),

@@ -11,6 +11,7 @@ pytest.importorskip("msgbridge.testing", reason="msgbridge.testing (the conforma
 
 from msgbridge_front import FrontAdapter
 
+from msgbridge.adapter import RateFeedback
 from msgbridge.testing import AdapterConformance
 
 
@@ -24,6 +25,9 @@ class TestFrontConformance(AdapterConformance):
     settings: dict[str, Any] = {}
     # Front answers 204 No Content: no success body to hold the adapter to.
     success_body = None
+    success_is_empty = True
+    rate_limit_headers = {"X-RateLimit-Remaining": "49", "X-RateLimit-Limit": "50"}
+    rate_limit_feedback = RateFeedback(remaining=49, maximum=50, window=60.0)
     # Front's general error shape; unconfirmed for this endpoint.
     error_bodies = {
         400: _error(400, "Bad request", "Body did not satisfy requirements"),

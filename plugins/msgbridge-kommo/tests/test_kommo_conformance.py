@@ -21,7 +21,8 @@ def _json(value: Any) -> bytes:
 class TestKommoConformance(AdapterConformance):
     adapter = KommoAdapter()
     settings = {"scope_id": "f90ba33d-c9d9-44da-b76c-c349b0ecbe41_af9945ff"}
-    # Kommo documents no success body; an empty one and a JSON object are both accepted.
+    # Kommo documents no success body: an empty one (and any JSON object) is a success.
+    success_is_empty = True
     success_body = b"{}"
     # Kommo's error bodies are undocumented: these are the emulator's assumed shapes.
     error_bodies = {

@@ -68,7 +68,7 @@ def registry_json(registry: AdapterRegistry) -> dict[str, Any]:
     return {
         "adapters": [_adapter_json(entry) for entry in registry],
         "failures": [
-            {**_source_json(failure.source), "reason": failure.reason}
+            {**_source_json(failure.source), "reason": failure.reason, "message": failure.message}
             for failure in registry.failures
         ],
         "skipped": [_source_json(source) for source in registry.skipped],

@@ -90,6 +90,15 @@ class HubSpot(EmulatedVendor):
     seed_statuses = (*STATUS_TYPES, "RECEIVED")
     needs_channel_id = True
 
+    def demo_connection(
+        self, base_url: str, account: str, token: str
+    ) -> tuple[dict[str, Any], Any]:
+        """HubSpot addresses messages under a channel: the demo portal's is the demo one."""
+        from msgbridge.emulator.config import DEMO_HUBSPOT_CHANNEL_ID
+
+        settings, credentials = super().demo_connection(base_url, account, token)
+        return {**settings, "channel_id": DEMO_HUBSPOT_CHANNEL_ID}, credentials
+
     def __init__(
         self,
         name: str = "hubspot",

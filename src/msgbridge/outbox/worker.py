@@ -181,6 +181,8 @@ class OutboxWorker:
             min(1.0, self.lease_seconds / 3) if rebalance_interval is None else rebalance_interval
         )
         self._last_rebalance: float | None = None
+        #: The fence each connection's rows in the current batch were leased under.
+        self._batch_fences: dict[str, int] = {}
         self._rebalance_now = False
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
@@ -295,7 +297,17 @@ class OutboxWorker:
         The bridge calls it immediately before every HTTP attempt.
         """
         if self.leases is not None:
-            self.leases.check(connection)
+            current = self.leases.check(connection)
+            expected = self._batch_fences.get(connection)
+            if expected is not None and current != expected:
+                # Lost and taken again (a pause past the lease, then the heartbeat won
+                # it back): this batch's rows were leased under the old fence and another
+                # worker may have sent newer updates meanwhile.
+                raise LeaseLost(
+                    f"the lease on connection {connection!r} was lost and re-taken since "
+                    "this batch was leased; not sending its rows",
+                    connection=connection,
+                )
 
     def run_once(self) -> BatchReport:
         """Lease one batch, send it, settle it. Returns what happened."""
@@ -351,6 +363,7 @@ class OutboxWorker:
             to_send.append(row)
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
+        self._batch_fences = {r.connection: r.fence for r in to_send if r.fence is not None}
         if items:
             known: dict[Key, Applied | None] = {
                 (r.connection, r.subject_id): applied.get(r.id) for r in to_send if r.kind == STATUS

@@ -22,6 +22,7 @@ from msgbridge.adapter import (
     Adapter,
     Fidelity,
     Operation,
+    RateFeedback,
     RequestSpec,
     ResponseView,
     VendorResult,
@@ -40,7 +41,7 @@ from msgbridge.errors import (
     VendorUnavailable,
 )
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, StatusError
-from msgbridge.testing.noio import forbid_io
+from msgbridge.testing.noio import forbid_clock, forbid_io
 
 __all__ = [
     "BEARER_TOKEN",
@@ -50,6 +51,8 @@ __all__ = [
     "HOSTILE_IDS",
     "MALFORMED_SUCCESS_BODIES",
     "ODD_ERROR_BODIES",
+    "RETRY_AFTER_FORMS",
+    "TRACE_ID",
     "UNKNOWN_SETTING",
     "BodyLike",
     "ConformanceCase",
@@ -58,17 +61,23 @@ __all__ = [
     "check_adapter_identity",
     "check_capabilities",
     "check_conversation_operation",
+    "check_empty_success",
     "check_error_body",
     "check_generic_error",
     "check_malformed_success",
+    "check_no_clock",
     "check_no_io",
     "check_no_secret_leaks",
     "check_path_segment",
+    "check_rate_limit_feedback",
     "check_request_spec",
+    "check_retry_after",
     "check_state",
     "check_success_accepts_unknown_fields",
+    "check_success_fields_declared",
     "check_success_required_fields",
     "check_success_required_fields_not_null",
+    "check_trace_id",
     "check_unknown_setting_rejected",
     "check_vendor_error_bodies",
     "expectation_for",
@@ -92,6 +101,18 @@ BENIGN_ID = "msgbridge-conformance-id"
 BEARER_TOKEN = "msgbridge-conformance-bearer-0b5e1c"  # noqa: S105 - a marker, not a secret
 #: A settings key no adapter has; parsing it must fail naming it.
 UNKNOWN_SETTING = "msgbridge_conformance_unknown_key"
+#: The trace id the kit puts in the adapter's declared ``trace_id_header``.
+TRACE_ID = "msgbridge-conformance-trace-5d1f"
+
+#: ``Retry-After`` as vendors send it, with the wait each must become (RFC 9110 10.2.3):
+#: delta-seconds, and an HTTP date read against the response's own ``Date`` header.
+RETRY_AFTER_FORMS: Mapping[str, tuple[Mapping[str, str], float]] = {
+    "seconds": ({"Retry-After": "7"}, 7.0),
+    "http-date": (
+        {"Retry-After": "Wed, 21 Oct 2037 07:28:30 GMT", "Date": "Wed, 21 Oct 2037 07:28:00 GMT"},
+        30.0,
+    ),
+}
 
 
 @attrs.frozen
@@ -179,6 +200,14 @@ def _frozen_dict(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return dict(value)
 
 
+def _statuses(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(status) for status in value)
+
+
+def _headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    return {str(name): str(header) for name, header in value.items()}
+
+
 @attrs.frozen(kw_only=True)
 class ConformanceCase:
     """One adapter under test and the data the checks need to exercise it.
@@ -209,6 +238,20 @@ class ConformanceCase:
     message_id_in_path: bool = True
     #: Same for conversation ids.
     conversation_id_in_path: bool = True
+    #: True when the vendor's success carries no body (204 No Content): then an empty
+    #: answer is a success and ``required_success_fields`` need not be declared.
+    success_is_empty: bool = False
+    #: Error statuses whose ``Retry-After`` the adapter honours (``retry_after`` set on
+    #: the error); 429 always, add 503 if the vendor sends it there.
+    retry_after_statuses: tuple[int, ...] = attrs.field(default=(429,), converter=_statuses)
+    #: The response header the vendor puts its request/trace id in (e.g. ``X-Request-Id``).
+    trace_id_header: str | None = None
+    #: Rate-limit headers as the vendor sends them (e.g. ``{"X-RateLimit-Remaining":
+    #: "3"}``); required when the adapter overrides ``rate_limit_feedback``.
+    rate_limit_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
+    #: What ``rate_limit_feedback`` must read from ``rate_limit_headers`` (if None: any
+    #: feedback with a field set).
+    rate_limit_feedback: RateFeedback | None = None
 
     def parsed_settings(self) -> Any:
         """The adapter's typed settings (a ``ConfigurationError`` is a broken case)."""
@@ -257,6 +300,15 @@ class ConformanceCase:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _success_response(case: ConformanceCase, headers: Mapping[str, str]) -> ResponseView | None:
+    """The vendor's success answer, if the case describes one."""
+    if case.success_is_empty:
+        return ResponseView(204, headers, b"")
+    if case.success_body is not None:
+        return ResponseView(200, headers, case.success_body)
+    return None
 
 
 def _fail(message: str) -> ConformanceError:
@@ -505,11 +557,14 @@ def _check_error(
     label: str,
     retryable: bool | None,
     request: RequestSpec | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> MessagingError:
     expected = expectation_for(status)
     request = request or case.first_status_request()
-    outcome = _interpret(case, request, ResponseView(status, {}, body))
+    outcome = _interpret(case, request, ResponseView(status, headers or {}, body))
     where = f"HTTP {status} with {label} body {body[:60]!r}"
+    if headers:
+        where += f" and headers {dict(headers)!r}"
     if isinstance(outcome, VendorResult):
         raise _fail(f"{where}: interpret returned a success ({outcome!r}) instead of raising")
     if not isinstance(outcome, expected.error_type):
@@ -640,6 +695,42 @@ def _iter_required(case: ConformanceCase) -> Iterator[str]:
         yield name
 
 
+def check_success_fields_declared(case: ConformanceCase) -> None:
+    """The case says what a success must contain, so ``{}`` cannot pass for one.
+
+    Either ``success_body`` with the ``required_success_fields`` the adapter reads, or
+    ``success_is_empty=True`` for a vendor that answers 204 No Content.
+    """
+    if case.success_is_empty:
+        if case.required_success_fields:
+            raise _fail("success_is_empty=True contradicts required_success_fields")
+        return
+    if case.success_body is None or not case.required_success_fields:
+        raise _fail(
+            "declare success_body and required_success_fields (the top-level keys the "
+            "adapter reads from a vendor success), or success_is_empty=True if the vendor "
+            "answers with no body; without them an adapter accepting {} would pass"
+        )
+    list(_iter_required(case))
+
+
+def check_empty_success(case: ConformanceCase) -> None:
+    """An empty JSON object is a clean success only for a vendor whose success is empty;
+    for any other it is flagged (applied with a warning, or ``MalformedResponse``)."""
+    outcome = _interpret(case, case.first_status_request(), ResponseView(200, {}, b"{}"))
+    if case.success_is_empty:
+        empty = _interpret(case, case.first_status_request(), ResponseView(204, {}, b""))
+        for label, result in (("HTTP 200 {}", outcome), ("HTTP 204 with no body", empty)):
+            if not isinstance(result, VendorResult) or result.warning:
+                raise _fail(f"success_is_empty, yet {label} gave {result!r}")
+        return
+    if not _flagged(outcome):
+        raise _fail(
+            f"HTTP 200 with body {{}}: expected {_FLAGGED} (a success without the fields "
+            f"the adapter needs), got {outcome!r}"
+        )
+
+
 def check_success_required_fields(case: ConformanceCase) -> None:
     """Dropping a field the adapter needs is flagged (warning or ``MalformedResponse``)."""
     data = _success_object(case)
@@ -664,6 +755,138 @@ def check_success_required_fields_not_null(case: ConformanceCase) -> None:
             raise _fail(f"success with {name!r}: null: expected {_FLAGGED}, got {outcome!r}")
 
     _collect(_iter_required(case), one)
+
+
+# -- interpret: what vendors put in headers ---------------------------------------------
+
+
+def check_retry_after(case: ConformanceCase, form: str) -> None:
+    """``Retry-After`` (seconds, or an HTTP date against ``Date``) becomes ``retry_after``.
+
+    Checked for every status in ``retry_after_statuses`` (429 unless the case says
+    otherwise): the bridge waits what the vendor asked instead of guessing.
+    """
+    headers, wait = RETRY_AFTER_FORMS[form]
+
+    def one(status: int) -> None:
+        error = _check_error(
+            case,
+            status,
+            GENERIC_ERROR_BODY_KINDS["json"],
+            label="json",
+            retryable=True,
+            headers=headers,
+        )
+        got = error.retry_after
+        if got is None or abs(got - wait) > 0.001:
+            raise _fail(
+                f"HTTP {status} with Retry-After {headers['Retry-After']!r}"
+                + (f" and Date {headers['Date']!r}" if "Date" in headers else "")
+                + f": {type(error).__name__}.retry_after is {got!r}, expected {wait!r} "
+                "(read it with msgbridge.wire.parse_retry_after)"
+            )
+
+    _collect(case.retry_after_statuses, one)
+
+
+def check_trace_id(case: ConformanceCase) -> None:
+    """The vendor's trace id header reaches every error and the success result."""
+    header = case.trace_id_header
+    if header is None:
+        raise _fail("this check needs trace_id_header")
+    traced = {header: TRACE_ID}
+
+    def one(status: int) -> None:
+        error = _check_error(
+            case,
+            status,
+            GENERIC_ERROR_BODY_KINDS["json"],
+            label="json",
+            retryable=None,
+            headers=traced,
+        )
+        if error.trace_id != TRACE_ID:
+            raise _fail(
+                f"HTTP {status} with {header}: {TRACE_ID!r}: {type(error).__name__}.trace_id "
+                f"is {error.trace_id!r}; support tickets need it"
+            )
+
+    problems: list[str] = []
+    try:
+        _collect(ERROR_EXPECTATIONS, one)
+    except ConformanceError as exc:
+        problems.append(str(exc))
+    plain, with_header = _success_response(case, {}), _success_response(case, traced)
+    if plain is not None and with_header is not None:
+        request = case.first_status_request()
+        before = _interpret(case, request, plain)
+        after = _interpret(case, request, with_header)
+        if isinstance(after, VendorResult) and isinstance(before, VendorResult):
+            # A trace id in the body may win over the header; none at all may not.
+            if after.trace_id != TRACE_ID and (before.trace_id is None or after != before):
+                problems.append(
+                    f"a success with {header}: {TRACE_ID!r} gave VendorResult.trace_id "
+                    f"{after.trace_id!r}"
+                )
+        else:
+            problems.append(f"the declared success answer did not succeed: {after!r}")
+    if problems:
+        raise _fail("\n".join(problems))
+
+
+def _overrides_rate_limit_feedback(adapter: Adapter[Any]) -> bool:
+    return type(adapter).rate_limit_feedback is not Adapter.rate_limit_feedback
+
+
+def check_rate_limit_feedback(case: ConformanceCase) -> None:
+    """Declared rate-limit headers become ``RateFeedback``; garbage never crashes.
+
+    An adapter that overrides ``rate_limit_feedback`` must declare the headers it reads
+    (``rate_limit_headers``), so the kit can hold it to them.
+    """
+    adapter = case.adapter
+    if not case.rate_limit_headers:
+        if _overrides_rate_limit_feedback(adapter):
+            raise _fail(
+                f"{type(adapter).__name__} overrides rate_limit_feedback but the case "
+                "declares no rate_limit_headers: declare the headers the vendor sends"
+            )
+        return
+    problems: list[str] = []
+
+    def read(response: ResponseView) -> Any:
+        try:
+            return adapter.rate_limit_feedback(response)
+        except Exception as exc:
+            problems.append(
+                f"rate_limit_feedback raised {type(exc).__name__}: {exc} for HTTP "
+                f"{response.status} with headers {dict(response.headers)!r}"
+            )
+            return None
+
+    headers = case.rate_limit_headers
+    shown = dict(headers)
+    for status, body in ((200, case.success_body or b""), (429, GENERIC_ERROR_BODY_KINDS["json"])):
+        feedback = read(ResponseView(status, headers, body))
+        if not isinstance(feedback, RateFeedback):
+            problems.append(
+                f"HTTP {status} with {shown!r}: rate_limit_feedback returned {feedback!r}, "
+                "expected a RateFeedback"
+            )
+        elif case.rate_limit_feedback is not None and feedback != case.rate_limit_feedback:
+            problems.append(
+                f"HTTP {status} with {shown!r}: rate_limit_feedback returned {feedback!r}, "
+                f"expected {case.rate_limit_feedback!r}"
+            )
+        elif feedback == RateFeedback():
+            problems.append(f"HTTP {status} with {shown!r}: the RateFeedback says nothing")
+    garbage = {name: "not-a-number" for name in headers}
+    for odd in ({}, garbage, {name: "" for name in headers}):
+        feedback = read(ResponseView(429, odd, b""))
+        if feedback is not None and not isinstance(feedback, RateFeedback):
+            problems.append(f"headers {odd!r}: rate_limit_feedback returned {feedback!r}")
+    if problems:
+        raise _fail("\n".join(dict.fromkeys(problems)))
 
 
 # -- purity, secrets, settings ----------------------------------------------------------
@@ -694,6 +917,51 @@ def check_no_io(case: ConformanceCase) -> None:
         raise _fail(
             "prepare_*/interpret must be sans-I/O (no sockets, files, subprocesses or "
             "sleeps): " + "; ".join(problems)
+        )
+
+
+def check_no_clock(case: ConformanceCase) -> None:
+    """``prepare_*``, ``interpret`` and ``rate_limit_feedback`` never read the clock.
+
+    Time belongs to the bridge (injectable, so retries and rate limits are testable);
+    a wait the vendor gives as an HTTP date is measured against its ``Date`` header.
+    """
+    settings = case.parsed_settings()
+    updates = [case.status_update(s) for s in case.sendable_states()]
+    conversation = case.conversation_update() if case.supports_conversations() else None
+    dated = RETRY_AFTER_FORMS["http-date"][0]
+    vendor_headers = {**dated, **case.rate_limit_headers}
+    if case.trace_id_header:
+        vendor_headers[case.trace_id_header] = TRACE_ID
+    responses = [
+        ResponseView(s, vendor_headers, GENERIC_ERROR_BODY_KINDS["json"])
+        for s in ERROR_EXPECTATIONS
+    ]
+    responses += [ResponseView(s, vendor_headers, b) for s, b in case.error_bodies.items()]
+    success = _success_response(case, vendor_headers)
+    if success is not None:
+        responses.append(success)
+    problems: list[str] = []
+    with forbid_clock() as attempts:
+        try:
+            requests = [case.adapter.prepare_status(u, settings) for u in updates]
+            if conversation is not None:
+                requests.append(case.adapter.prepare_conversation(conversation, settings))
+            for request in requests:
+                for response in responses:
+                    with contextlib.suppress(MessagingError):
+                        case.adapter.interpret(request, response)
+            for response in responses:
+                case.adapter.rate_limit_feedback(response)
+        except Exception as exc:  # report, never let a refused read escape unexplained
+            problems.append(f"raised {type(exc).__name__}: {exc}")
+    if attempts:
+        problems.insert(0, f"read the clock: {', '.join(dict.fromkeys(attempts))}")
+    if problems:
+        raise _fail(
+            "prepare_*/interpret/rate_limit_feedback must not read the clock (time comes "
+            "from the bridge; measure an HTTP-date Retry-After against the Date header): "
+            + "; ".join(problems)
         )
 
 

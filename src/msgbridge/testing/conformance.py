@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from msgbridge.adapter import Adapter, Operation
+from msgbridge.adapter import Adapter, Operation, RateFeedback
 from msgbridge.model import DeliveryState
 from msgbridge.testing.checks import (
     ERROR_EXPECTATIONS,
@@ -19,22 +19,29 @@ from msgbridge.testing.checks import (
     HOSTILE_IDS,
     MALFORMED_SUCCESS_BODIES,
     ODD_ERROR_BODIES,
+    RETRY_AFTER_FORMS,
     BodyLike,
     ConformanceCase,
     ConformanceError,
     check_adapter_identity,
     check_capabilities,
     check_conversation_operation,
+    check_empty_success,
     check_error_body,
     check_generic_error,
     check_malformed_success,
+    check_no_clock,
     check_no_io,
     check_no_secret_leaks,
     check_path_segment,
+    check_rate_limit_feedback,
+    check_retry_after,
     check_state,
     check_success_accepts_unknown_fields,
+    check_success_fields_declared,
     check_success_required_fields,
     check_success_required_fields_not_null,
+    check_trace_id,
     check_unknown_setting_rejected,
     check_vendor_error_bodies,
 )
@@ -61,6 +68,11 @@ class AdapterConformance:
     base_url: ClassVar[str | None] = None
     message_id_in_path: ClassVar[bool] = True
     conversation_id_in_path: ClassVar[bool] = True
+    success_is_empty: ClassVar[bool] = False
+    retry_after_statuses: ClassVar[tuple[int, ...]] = (429,)
+    trace_id_header: ClassVar[str | None] = None
+    rate_limit_headers: ClassVar[Mapping[str, str]] = {}
+    rate_limit_feedback: ClassVar[RateFeedback | None] = None
 
     @classmethod
     def conformance_case(cls) -> ConformanceCase:
@@ -80,6 +92,11 @@ class AdapterConformance:
             base_url=cls.base_url,
             message_id_in_path=cls.message_id_in_path,
             conversation_id_in_path=cls.conversation_id_in_path,
+            success_is_empty=cls.success_is_empty,
+            retry_after_statuses=cls.retry_after_statuses,
+            trace_id_header=cls.trace_id_header,
+            rate_limit_headers=cls.rate_limit_headers,
+            rate_limit_feedback=cls.rate_limit_feedback,
         )
 
     @pytest.fixture
@@ -142,6 +159,12 @@ class AdapterConformance:
             pytest.skip("no success_body given")
         check_success_accepts_unknown_fields(adapter_case)
 
+    def test_success_fields_declared(self, adapter_case: ConformanceCase) -> None:
+        check_success_fields_declared(adapter_case)
+
+    def test_empty_success(self, adapter_case: ConformanceCase) -> None:
+        check_empty_success(adapter_case)
+
     def test_success_required_fields(self, adapter_case: ConformanceCase) -> None:
         if adapter_case.success_body is None or not adapter_case.required_success_fields:
             pytest.skip("no success_body and required_success_fields given")
@@ -152,10 +175,27 @@ class AdapterConformance:
             pytest.skip("no success_body and required_success_fields given")
         check_success_required_fields_not_null(adapter_case)
 
+    # -- what vendors put in headers ------------------------------------------------
+
+    @pytest.mark.parametrize("form", list(RETRY_AFTER_FORMS))
+    def test_retry_after(self, adapter_case: ConformanceCase, form: str) -> None:
+        check_retry_after(adapter_case, form)
+
+    def test_trace_id(self, adapter_case: ConformanceCase) -> None:
+        if adapter_case.trace_id_header is None:
+            pytest.skip("no trace_id_header declared")
+        check_trace_id(adapter_case)
+
+    def test_rate_limit_feedback(self, adapter_case: ConformanceCase) -> None:
+        check_rate_limit_feedback(adapter_case)
+
     # -- purity, secrets, settings ---------------------------------------------------
 
     def test_no_io(self, adapter_case: ConformanceCase) -> None:
         check_no_io(adapter_case)
+
+    def test_no_clock(self, adapter_case: ConformanceCase) -> None:
+        check_no_clock(adapter_case)
 
     def test_no_secret_leaks(self, adapter_case: ConformanceCase) -> None:
         check_no_secret_leaks(adapter_case)

@@ -31,6 +31,11 @@ Metrics (OpenTelemetry names; Prometheus turns dots into underscores and adds
 * ``msgbridge.attempt.duration`` (histogram, seconds): the latency of each attempt.
 * ``msgbridge.rate_limited`` (counter): attempts the vendor answered with 429.
 * ``msgbridge.retry.delay`` (histogram, seconds): the backoff before each retry.
+
+Trace context: with ``inject_traceparent=True`` (or ``MSGBRIDGE_OTEL_TRACEPARENT=1`` for
+the global observer) every vendor request carries the caller's current trace context
+(W3C ``traceparent``/``tracestate``, through the globally configured propagator), added
+by msgbridge's ``delivery_headers`` hook before the credential signs the request.
 """
 
 from __future__ import annotations
@@ -47,12 +52,21 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DISABLE_ENV", "OtelObserver", "__version__", "delivery_attempted"]
+__all__ = [
+    "DISABLE_ENV",
+    "TRACEPARENT_ENV",
+    "OtelObserver",
+    "__version__",
+    "delivery_attempted",
+    "delivery_headers",
+]
 
 __version__ = "0.1.0"
 
 #: Set to 1 to silence the observer this plugin registers on the global providers.
 DISABLE_ENV = "MSGBRIDGE_OTEL_DISABLED"
+#: Set to 1 to send the caller's trace context (``traceparent``) with vendor requests.
+TRACEPARENT_ENV = "MSGBRIDGE_OTEL_TRACEPARENT"
 _SCOPE = "msgbridge_otel"
 
 
@@ -75,10 +89,12 @@ class OtelObserver:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         record_subject_id: bool = True,
+        inject_traceparent: bool = False,
     ) -> None:
         from opentelemetry import metrics, trace
 
         self.record_subject_id = record_subject_id
+        self.inject_traceparent = inject_traceparent
         self.tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider=meter_provider)
         self.updates = meter.create_counter(
@@ -121,6 +137,14 @@ class OtelObserver:
             self.updates.add(1, {**base, "msgbridge.outcome": outcome})
         self._span(event, outcome, operation, attributes)
 
+    @hookimpl
+    def delivery_headers(
+        self, connection: str, adapter: str, operation: str, subject_id: str, attempt: int
+    ) -> dict[str, str] | None:
+        if not self.inject_traceparent:
+            return None
+        return _trace_context()
+
     def _span(
         self, event: DeliveryAttempt, outcome: str, operation: str, attributes: dict[str, Any]
     ) -> None:
@@ -160,3 +184,25 @@ def delivery_attempted(event: DeliveryAttempt) -> None:
             return  # the application never imported OpenTelemetry: nothing to report to
         _default = OtelObserver()
     _default.delivery_attempted(event)
+
+
+def _trace_context() -> dict[str, str] | None:
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
+@hookimpl
+def delivery_headers(
+    connection: str, adapter: str, operation: str, subject_id: str, attempt: int
+) -> dict[str, str] | None:
+    """The installed plugin's hook: the current trace context, when asked for."""
+    if os.environ.get(TRACEPARENT_ENV, "").strip() not in ("1", "true", "yes"):
+        return None
+    if os.environ.get(DISABLE_ENV, "").strip() in ("1", "true", "yes"):
+        return None
+    if "opentelemetry" not in sys.modules:
+        return None
+    return _trace_context()
