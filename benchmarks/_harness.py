@@ -396,7 +396,7 @@ class Bridged(Client):
     async def open(self, base: str) -> None:
         from msgbridge import AsyncBridge
 
-        budget = (10**9, 1.0) if self.limiter else None
+        budget = (1_000_000, 1.0) if self.limiter else None  # the largest accepted budget
         sender = None
         if self.fast:
             from msgbridge.fast import AiohttpSender
