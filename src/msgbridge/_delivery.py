@@ -38,9 +38,11 @@ __all__ = ["Delivery", "Hold", "Release", "Send", "Sleep", "deliver", "unexpecte
 log = logging.getLogger("msgbridge")
 
 
-@attrs.frozen
+@attrs.define
 class Send:
     request: PreparedRequest
+    #: Set by the runner: seconds spent waiting for the rate limiter before sending.
+    waited: float = 0.0
 
 
 @attrs.frozen
@@ -125,6 +127,7 @@ def deliver(
     while True:
         attempt += 1
         sent_at = clock()
+        waited = 0.0
         operation = request.operation
         result: VendorResult | None = None
         error: MessagingError
@@ -144,7 +147,9 @@ def deliver(
                         attempt,
                     )
                 )
-            reply = yield Send(prepared.with_headers(_headers(credential, prepared)))
+            send = Send(prepared.with_headers(_headers(credential, prepared)))
+            reply = yield send
+            waited = send.waited
             if (
                 refreshing is not None
                 and isinstance(reply, ResponseView)
@@ -180,6 +185,7 @@ def deliver(
                         None,
                         None,
                         result.trace_id,
+                        waited,
                     )
                 )
             return Receipt(
@@ -213,6 +219,7 @@ def deliver(
                     error,
                     delay,
                     error.trace_id,
+                    waited,
                 )
             )
         if delay is None:
@@ -305,6 +312,7 @@ def _event(
     error: MessagingError | None,
     delay: float | None,
     trace_id: str | None,
+    waited: float = 0.0,
 ) -> DeliveryAttempt:
     return DeliveryAttempt(
         connection=job.connection,
@@ -318,4 +326,5 @@ def _event(
         will_retry=delay is not None,
         delay=delay,
         trace_id=trace_id,
+        limiter_wait=waited,
     )

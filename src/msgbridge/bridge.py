@@ -326,7 +326,7 @@ class Bridge(_BridgeBase):
             while True:
                 kind = type(step)
                 if kind is Send:
-                    reply = self._send(job, step.request, reserved, stop)
+                    reply = self._send(job, step, reserved, stop)
                     if sent is not None and reply is not _NOT_SENT:
                         sent.add(index)
                     reserved = False
@@ -353,15 +353,17 @@ class Bridge(_BridgeBase):
     def _send(
         self,
         job: Delivery,
-        request: PreparedRequest,
+        step: Send,
         reserved: bool,
         stop: threading.Event | None,
     ) -> ResponseView | MessagingError | object:
         planner = self._planner
+        request = step.request
         if stop is not None and stop.is_set():
             return _NOT_SENT
         if not reserved:
             while (wait := planner.wait_before_send(job)) > 0:
+                step.waited += wait
                 self._pause(wait, stop)
                 if stop is not None and stop.is_set():
                     return _NOT_SENT
@@ -554,7 +556,7 @@ class AsyncBridge(_BridgeBase):
                 if kind is Send:
                     if sent is not None:
                         sent.add(index)
-                    reply = await self._send(job, step.request, reserved)
+                    reply = await self._send(job, step, reserved)
                     reserved = False
                     step = steps.send(reply)
                 elif kind is Sleep:
@@ -577,11 +579,13 @@ class AsyncBridge(_BridgeBase):
                 await lock.arelease()
 
     async def _send(
-        self, job: Delivery, request: PreparedRequest, reserved: bool
+        self, job: Delivery, step: Send, reserved: bool
     ) -> ResponseView | MessagingError:
         planner = self._planner
+        request = step.request
         if not reserved:
             while (wait := planner.wait_before_send(job)) > 0:
+                step.waited += wait
                 await self._sleep(wait)
         if self._fence is not None:  # right before the request: no wait in between
             refused = _fenced(self._fence, job)

@@ -28,3 +28,5 @@ class DeliveryAttempt:
     #: Seconds the bridge will wait before the next attempt.
     delay: float | None = None
     trace_id: str | None = None
+    #: Seconds this attempt waited for the connection's rate limiter before it was sent.
+    limiter_wait: float = 0.0

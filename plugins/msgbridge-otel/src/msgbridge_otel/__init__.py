@@ -31,6 +31,8 @@ Metrics (OpenTelemetry names; Prometheus turns dots into underscores and adds
 * ``msgbridge.attempt.duration`` (histogram, seconds): the latency of each attempt.
 * ``msgbridge.rate_limited`` (counter): attempts the vendor answered with 429.
 * ``msgbridge.retry.delay`` (histogram, seconds): the backoff before each retry.
+* ``msgbridge.limiter.wait`` (histogram, seconds): how long each attempt waited for its
+  connection's rate limiter (client-side pacing at the vendor's budget) before it was sent.
 
 Trace context: with ``inject_traceparent=True`` (or ``MSGBRIDGE_OTEL_TRACEPARENT=1`` for
 the global observer) every vendor request carries the caller's current trace context
@@ -112,6 +114,11 @@ class OtelObserver:
         self.retry_delay = meter.create_histogram(
             "msgbridge.retry.delay", unit="s", description="Backoff before each retry"
         )
+        self.limiter_wait = meter.create_histogram(
+            "msgbridge.limiter.wait",
+            unit="s",
+            description="Time each attempt waited for its connection's rate limiter",
+        )
 
     @hookimpl
     def delivery_attempted(self, event: DeliveryAttempt) -> None:
@@ -133,6 +140,7 @@ class OtelObserver:
             self.rate_limited.add(1, base)
         if event.will_retry and event.delay is not None:
             self.retry_delay.record(event.delay, base)
+        self.limiter_wait.record(max(0.0, event.limiter_wait), base)
         if outcome != "retry":
             self.updates.add(1, {**base, "msgbridge.outcome": outcome})
         self._span(event, outcome, operation, attributes)
