@@ -19,7 +19,7 @@ import attrs
 from msgbridge._batch import batch_steps
 from msgbridge._delivery import Delivery, Sleep, deliver
 from msgbridge._sequencing import MessagePolicy
-from msgbridge.adapter import Adapter, Fidelity, Operation, ResponseView
+from msgbridge.adapter import Adapter, Fidelity, Operation, RequestSpec, ResponseView
 from msgbridge.connection import Connection
 from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
@@ -195,17 +195,7 @@ class Planner:
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None
-        try:
-            request = adapter.prepare_status(update, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
+        request = _prepared(adapter, name, lambda: adapter.prepare_status(update, bound.settings))
 
         job = Delivery(
             connection=name,
@@ -221,71 +211,27 @@ class Planner:
         return self.policy.stale(job) or job
 
     def plan_conversation(self, name: str, update: ConversationUpdate) -> Delivery:
-        bound = self.connection(name)
-        adapter = bound.adapter
-        if not isinstance(update, ConversationUpdate):
-            raise InvalidStatus(
-                f"expected a ConversationUpdate, got {type(update).__name__}", connection=name
-            )
-        if Operation.UPDATE_CONVERSATION not in adapter.capabilities.operations:
-            raise UnsupportedOperation(
-                f"adapter {adapter.id!r} cannot update conversations",
-                connection=name,
-                adapter=adapter.id,
-                subject_id=update.conversation_id,
-            )
-        try:
-            request = adapter.prepare_conversation(update, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
-        return Delivery(
-            connection=name,
-            adapter=adapter,
-            request=request,
-            credential=bound.connection.credentials,
-            key=(name, "conversation", update.conversation_id),
+        return self._plan_unguarded(
+            name,
+            update,
+            ConversationUpdate,
+            Operation.UPDATE_CONVERSATION,
+            "update conversations",
+            "conversation",
+            lambda adapter, settings: adapter.prepare_conversation(update, settings),
         )
 
     def plan_email_status(self, name: str, update: EmailStatusUpdate) -> Delivery:
         """Like a conversation update: no state guard (the vendor overwrites the status
         and adds the counters), one at a time per email."""
-        bound = self.connection(name)
-        adapter = bound.adapter
-        if not isinstance(update, EmailStatusUpdate):
-            raise InvalidStatus(
-                f"expected an EmailStatusUpdate, got {type(update).__name__}", connection=name
-            )
-        if Operation.UPDATE_EMAIL_STATUS not in adapter.capabilities.operations:
-            raise UnsupportedOperation(
-                f"adapter {adapter.id!r} cannot update email statuses",
-                connection=name,
-                adapter=adapter.id,
-                subject_id=update.message_id,
-            )
-        try:
-            request = adapter.prepare_email_status(update, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
-        return Delivery(
-            connection=name,
-            adapter=adapter,
-            request=request,
-            credential=bound.connection.credentials,
-            key=(name, "email", update.message_id),
+        return self._plan_unguarded(
+            name,
+            update,
+            EmailStatusUpdate,
+            Operation.UPDATE_EMAIL_STATUS,
+            "update email statuses",
+            "email",
+            lambda adapter, settings: adapter.prepare_email_status(update, settings),
         )
 
     def plan_inbound(self, name: str, message: Any) -> Delivery:
@@ -293,36 +239,51 @@ class Planner:
         the message's own id so two publishes of one message go one after the other."""
         from msgbridge.inbound.model import IncomingMessage
 
+        return self._plan_unguarded(
+            name,
+            message,
+            IncomingMessage,
+            Operation.PUBLISH_INBOUND,
+            "publish incoming messages",
+            "inbound",
+            lambda adapter, settings: adapter.prepare_inbound(message, settings),
+        )
+
+    def _plan_unguarded(
+        self,
+        name: str,
+        update: Any,
+        expected: type,
+        operation: Operation,
+        what: str,
+        kind: str,
+        prepare: Callable[[Adapter[Any], Any], RequestSpec],
+    ) -> Delivery:
+        """Plan an operation the state guard does not judge: check the type and the
+        adapter's capability, let it prepare, key the delivery by kind and subject."""
         bound = self.connection(name)
         adapter = bound.adapter
-        if not isinstance(message, IncomingMessage):
+        if not isinstance(update, expected):
             raise InvalidStatus(
-                f"expected an IncomingMessage, got {type(message).__name__}", connection=name
+                f"expected {'an' if expected.__name__[0] in 'AEIOU' else 'a'} "
+                f"{expected.__name__}, got {type(update).__name__}",
+                connection=name,
             )
-        if Operation.PUBLISH_INBOUND not in adapter.capabilities.operations:
+        item: Any = update  # checked above; conversations go by conversation_id
+        subject: str = getattr(item, "conversation_id", None) or item.message_id
+        if operation not in adapter.capabilities.operations:
             raise UnsupportedOperation(
-                f"adapter {adapter.id!r} cannot publish incoming messages",
+                f"adapter {adapter.id!r} cannot {what}",
                 connection=name,
                 adapter=adapter.id,
-                subject_id=message.message_id,
+                subject_id=subject,
             )
-        try:
-            request = adapter.prepare_inbound(message, bound.settings)
-        except MessagingError as exc:
-            raise exc.with_context(connection=name, adapter=adapter.id) from None
-        except Exception as exc:  # an adapter bug still ends in a typed error
-            raise ConfigurationError(
-                f"adapter {adapter.id!r} failed to prepare the request: "
-                f"{type(exc).__name__}: {exc}",
-                connection=name,
-                adapter=adapter.id,
-            ) from exc
         return Delivery(
             connection=name,
             adapter=adapter,
-            request=request,
+            request=_prepared(adapter, name, lambda: prepare(adapter, bound.settings)),
             credential=bound.connection.credentials,
-            key=(name, "inbound", message.message_id),
+            key=(name, kind, subject),
         )
 
     def plan(
@@ -416,3 +377,17 @@ class Planner:
         gate = self.limiter(job.connection)
         if gate is not None and isinstance(step.reason, RateLimited):
             gate.pause_until(self.clock() + step.seconds)
+
+
+def _prepared(adapter: Adapter[Any], name: str, prepare: Callable[[], RequestSpec]) -> RequestSpec:
+    """The adapter's request; its errors get their context, its bugs a typed error."""
+    try:
+        return prepare()
+    except MessagingError as exc:
+        raise exc.with_context(connection=name, adapter=adapter.id) from None
+    except Exception as exc:  # an adapter bug still ends in a typed error
+        raise ConfigurationError(
+            f"adapter {adapter.id!r} failed to prepare the request: {type(exc).__name__}: {exc}",
+            connection=name,
+            adapter=adapter.id,
+        ) from exc
