@@ -279,7 +279,7 @@ def batch_steps(
             if isinstance(planned, Receipt):
                 queues.finish(item)
                 pending -= 1
-                yield Emit(attrs.evolve(planned, index=item.index))
+                yield Emit(_indexed(planned, item.index))
                 continue
             reserved = gate.try_acquire(now) if gate is not None else False
             in_flight += 1
@@ -304,7 +304,12 @@ def batch_steps(
                 raise outcome
             else:
                 receipt = outcome
-            yield Emit(attrs.evolve(receipt, index=item.index))
+            yield Emit(_indexed(receipt, item.index))
+
+
+def _indexed(receipt: Receipt, index: int) -> Receipt:
+    """*receipt* with its batch position (the runners usually built it in already)."""
+    return receipt if receipt.index == index else attrs.evolve(receipt, index=index)
 
 
 def _skipped(item: BatchItem, outcome: Outcome, adapter: str) -> Receipt:

@@ -319,7 +319,7 @@ class Bridge(_BridgeBase):
         index: int,
     ) -> Receipt:
         planner = self._planner
-        steps = planner.steps(job)
+        steps = planner.steps(job, index)
         held: list[RefreshLock] = []
         try:
             step = next(steps)
@@ -547,7 +547,7 @@ class AsyncBridge(_BridgeBase):
         self, job: Delivery, reserved: bool, sent: set[int] | None, index: int
     ) -> Receipt:
         planner = self._planner
-        steps = planner.steps(job)
+        steps = planner.steps(job, index)
         held: list[RefreshLock] = []
         try:
             step = next(steps)
@@ -655,10 +655,15 @@ class _Crew:
         jobs, holding, done = self._jobs, self._holding, self._done
         while True:
             if not jobs:
-                waiting = self._loop.create_future()
-                self._idle.append(waiting)
-                await waiting
-                continue
+                # Let the scheduler run first (it was just woken, so it runs before us in
+                # this loop iteration) and take the delivery it starts at once: a finished
+                # worker usually has its next job without an idle future or a second hop.
+                await asyncio.sleep(0)
+                if not jobs:
+                    waiting = self._loop.create_future()
+                    self._idle.append(waiting)
+                    await waiting
+                    continue
             step = jobs.popleft()
             item = step.item
             holding[item.index] = item
