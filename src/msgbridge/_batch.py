@@ -75,6 +75,10 @@ class Emit:
 
 Step = Pull | Start | Wait | Emit
 
+#: The one ``Pull`` (it carries nothing), and the wait for a completion.
+PULL = Pull()
+UNTIL_COMPLETION = Wait(None)
+
 
 def failed_receipt(error: MessagingError, *, connection: str, update: object) -> Receipt:
     """A ``FAILED`` receipt carrying *error* (which never holds a secret)."""
@@ -210,7 +214,7 @@ def batch_steps(
     exhausted = False
     while True:
         while not exhausted and pending < max_pending:
-            raw = yield Pull()
+            raw = yield PULL
             if raw is END:
                 exhausted = True
                 break
@@ -287,8 +291,9 @@ def batch_steps(
 
         if exhausted and pending == 0:
             return
-        timeout = None if wake is None else max(0.0, wake - clock())
-        completions: list[tuple[BatchItem, Receipt | BaseException]] = yield Wait(timeout)
+        completions: list[tuple[BatchItem, Receipt | BaseException]] = yield (
+            UNTIL_COMPLETION if wake is None else Wait(max(0.0, wake - clock()))
+        )
         for item, outcome in completions or ():
             queues.finish(item)
             in_flight -= 1

@@ -314,11 +314,13 @@ OPTIONAL_STATUS_FIELDS = ("email_message_id", "recipients", "error.code", "error
 def dropped_fields(update: MessageStatus, *, carried: Iterable[str]) -> tuple[str, ...]:
     """Which of :data:`OPTIONAL_STATUS_FIELDS` *update* gives and the vendor does not
     carry; put them in ``RequestSpec.dropped`` so the receipt says so."""
-    keep = set(carried)
+    keep = set(carried) if carried else set()
     unknown = keep.difference(OPTIONAL_STATUS_FIELDS)
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {OPTIONAL_STATUS_FIELDS}")
     error = update.error
+    if error is None and update.email_message_id is None and not update.recipients:
+        return ()  # the usual update gives none of them
     given = {
         "email_message_id": update.email_message_id is not None,
         "recipients": bool(update.recipients),

@@ -527,7 +527,8 @@ class AsyncBridge(_BridgeBase):
     ) -> Receipt:
         policy = self._planner.policy
         key = job.key
-        await policy.aacquire(key)  # the message's turn (no context manager on the hot path)
+        if not policy.try_aacquire(key):  # the message's turn; usually free at once
+            await policy.aacquire(key)
         try:
             skipped = policy.admit(job)
             if skipped is not None:
