@@ -262,7 +262,7 @@ async def test_one_in_flight_async_update_many_delivers_in_its_own_task(
     out one at a time in input order, a failing item is a FAILED receipt, and a consumer
     cancelled while a request is out reports that update as unsettled."""
     order: list[str] = []
-    hold = asyncio.Event()
+    hold, m3_out = asyncio.Event(), asyncio.Event()
 
     async def vendor(request: httpx.Request) -> httpx.Response:
         message = request.url.path.split("/")[3]
@@ -270,6 +270,7 @@ async def test_one_in_flight_async_update_many_delivers_in_its_own_task(
         if message == "bad":
             return httpx.Response(422, json={"message": "no"})
         if message == "m3":
+            m3_out.set()
             await hold.wait()
         return httpx.Response(200, json=OK)
 
@@ -289,8 +290,7 @@ async def test_one_in_flight_async_update_many_delivers_in_its_own_task(
                 seen.append((receipt.index, receipt.subject_id, receipt.outcome.value))
 
         task = asyncio.ensure_future(consume())
-        while "m3" not in order:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(m3_out.wait(), 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
