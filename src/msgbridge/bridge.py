@@ -247,7 +247,15 @@ class Bridge(_BridgeBase):
         stop = threading.Event()
         running: dict[concurrent.futures.Future[Receipt], BatchItem] = {}
         sent: set[int] = set()
-        pool = concurrent.futures.ThreadPoolExecutor(max_in_flight, "msgbridge")
+        # One in flight: deliver in the caller's thread when the scheduler waits (nothing
+        # else could start meanwhile), without a hop to a pool thread and back.
+        inline: list[Start] = []
+        holding: list[BatchItem] = []
+        pool = (
+            None
+            if max_in_flight == 1
+            else concurrent.futures.ThreadPoolExecutor(max_in_flight, "msgbridge")
+        )
         finished = False
         try:
             reply: Any = None
@@ -258,10 +266,25 @@ class Bridge(_BridgeBase):
                     reply = next(source, END)
                 elif isinstance(step, Start):
                     item = step.item
+                    if pool is None:
+                        inline.append(step)
+                        continue
                     future = pool.submit(
                         self._deliver, step.job, step.reserved, stop, sent, item.index
                     )
                     running[future] = item
+                elif inline and isinstance(step, Wait):
+                    start = inline.pop()
+                    holding.append(start.item)
+                    outcome: Receipt | BaseException
+                    try:
+                        outcome = self._deliver(
+                            start.job, start.reserved, stop, sent, start.item.index
+                        )
+                    except Exception as exc:  # contained: the scheduler makes it a receipt
+                        outcome = exc
+                    holding.clear()
+                    reply = [(start.item, outcome)]
                 elif isinstance(step, Emit):
                     yield step.receipt
                 elif isinstance(step, Wait):
@@ -277,12 +300,13 @@ class Bridge(_BridgeBase):
             finished = True
         finally:
             stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             if not finished:
                 _report_unsettled(
                     [
                         Unsettled(item.index, item.connection, item.key[2])
-                        for item in running.values()
+                        for item in [*running.values(), *holding]
                         if item.index in sent
                     ],
                     on_unsettled,
@@ -326,9 +350,14 @@ class Bridge(_BridgeBase):
             while True:
                 kind = type(step)
                 if kind is Send:
-                    reply = self._send(job, step, reserved, stop)
-                    if sent is not None and reply is not _NOT_SENT:
+                    # Marked before the request goes out, so an interrupt during it still
+                    # reports the update as unsettled; unmarked if it never went out.
+                    earlier = sent is not None and index in sent
+                    if sent is not None:
                         sent.add(index)
+                    reply = self._send(job, step, reserved, stop)
+                    if reply is _NOT_SENT and sent is not None and not earlier:
+                        sent.discard(index)
                     reserved = False
                     step = steps.send(reply if reply is not _NOT_SENT else _stopped(job))
                 elif kind is Sleep:

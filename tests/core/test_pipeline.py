@@ -254,6 +254,46 @@ async def test_leaving_async_update_many_early_reports_unsettled_updates(
     assert sorted(u.subject_id for u in unsettled) == [f"m{i}" for i in range(5)]
 
 
+def test_one_in_flight_sync_update_many_delivers_in_the_callers_thread(
+    registry: AdapterRegistry,
+) -> None:
+    """``max_in_flight=1`` delivers in the caller's thread (no pool thread): items go out
+    in input order, a failing item is a FAILED receipt, and an interrupt while a request
+    is out leaves with that update reported as unsettled."""
+    order: list[str] = []
+    threads: set[str] = set()
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        message = request.url.path.split("/")[3]
+        order.append(message)
+        threads.add(threading.current_thread().name)
+        if message == "bad":
+            return httpx.Response(422, json={"message": "no"})
+        if message == "m2":
+            raise KeyboardInterrupt
+        return httpx.Response(200, json=OK)
+
+    items = [("c", MessageStatus(name, "read")) for name in ["m0", "bad", "m1", "m2", "m3"]]
+    unsettled: list[Unsettled] = []
+    seen: list[tuple[int | None, str, str]] = []
+    client = httpx.Client(transport=httpx.MockTransport(vendor))
+
+    def consume(bridge: Bridge) -> None:
+        for receipt in bridge.update_many(items, max_in_flight=1, on_unsettled=unsettled.extend):
+            seen.append((receipt.index, receipt.subject_id, receipt.outcome.value))
+
+    with (
+        Bridge([hl()], registry=registry, sender=HttpxSender(client), rate_limits=False) as bridge,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        consume(bridge)
+    client.close()
+    assert order == ["m0", "bad", "m1", "m2"]
+    assert threads == {threading.current_thread().name}
+    assert seen == [(0, "m0", "applied"), (1, "bad", "failed"), (2, "m1", "applied")]
+    assert [(u.index, u.subject_id) for u in unsettled] == [(3, "m2")]
+
+
 @pytest.mark.anyio
 async def test_one_in_flight_async_update_many_delivers_in_its_own_task(
     registry: AdapterRegistry,
