@@ -92,6 +92,8 @@ class ChatwootVendor(EmulatedVendor):
 
     #: Chatwoot's token travels in its own header; the recorder masks it.
     secret_headers = frozenset({"api_access_token"})
+    #: Not a bearer token: the header Chatwoot reads (``AccessTokenAuthHelper``).
+    credential_scheme = f"{HEADER}: <token>"
 
     # -- the recipe ``msgbridge demo`` uses -------------------------------------------
 
