@@ -124,9 +124,11 @@ class _Carrier:
         self.lock = threading.Lock()
 
     def __call__(self, delivery: InboundDelivery) -> None:
-        with self.lock:
-            self.handled[delivery.key] += 1
         out = delivery.event.outbound
+        with self.lock:
+            # Counted per vendor and message (each vendor keys its events its own way).
+            handled = delivery.key if out is None else f"{delivery.source}:{out.message_id}"
+            self.handled[handled] += 1
         if out is None:
             return
         player = self.players[delivery.event.adapter]
@@ -264,7 +266,7 @@ def _run(
                 name = names[index % len(names)]
                 player, turn = players[name], index // len(names)
                 message_id = f"loop-{name}-{seed}-{index}"
-                expected_keys.add(f"{name}:message:{message_id}")
+                expected_keys.add(f"{name}:{message_id}")
                 carrier.fates[message_id] = index % len(FATES)
                 if player.publishes and turn % REPLY_EVERY == 0:
                     carrier.replies.add(message_id)
@@ -330,7 +332,7 @@ def _check(
     for index in range(messages):
         name = names[index % len(names)]
         message_id = f"loop-{name}-{seed}-{index}"
-        key = f"{name}:message:{message_id}"
+        key = f"{name}:{message_id}"
         if carrier.handled[key] != 1:
             report.problems.append(f"{key} handed to the handler {carrier.handled[key]} times")
         expected = players[name].expected[index % len(FATES)]
