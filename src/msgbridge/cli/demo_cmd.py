@@ -381,7 +381,7 @@ def _feed(
     """The batch, creating each message at the vendor just before its first callback.
 
     *seeded* receives each message's status right after creation (plugin vendors may
-    start messages in a state of their own, e.g. Chatwoot's ``sent``).
+    start messages in a state of their own, e.g. ``sent``).
     """
     for event in events:
         vendor = event.account.vendor

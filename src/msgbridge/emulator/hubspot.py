@@ -232,6 +232,8 @@ class HubSpot(EmulatedVendor):
 
     seed_statuses = (*STATUS_TYPES, "RECEIVED")
     needs_channel_id = True
+    #: HubSpot's request signatures; the recorder masks them.
+    secret_headers = frozenset({"x-hubspot-signature", "x-hubspot-signature-v3"})
 
     def demo_account(self, index: int) -> str:
         """HubSpot accounts are portal ids (numbers)."""
