@@ -4,8 +4,9 @@
 id>``, on a free loopback port; seed tokens and messages, inject faults, then inspect
 state, history and recorded requests. Each vendor's emulation lives in its own module
 (``msgbridge.emulator.<vendor>``); plugins add vendors by subclassing
-:class:`EmulatedVendor`, and the built-in ones are declared the same way. Serving needs the ``emulator`` extra
-(uvicorn); the ASGI app itself (``emu.app``) needs nothing beyond the standard library.
+:class:`EmulatedVendor`, and the built-in ones are declared the same way. Serving needs
+the ``emulator`` extra (uvicorn); the ASGI app itself (``emu.app``) needs nothing beyond
+the standard library.
 """
 
 from collections.abc import Callable, Iterable
