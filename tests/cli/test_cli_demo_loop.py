@@ -36,9 +36,7 @@ def test_every_message_ends_as_its_adapter_maps_the_scripted_fate() -> None:
     assert report.ok, report.problems
     assert set(report.vendors) >= BUILTINS
     expected = {
-        expected_vendor_state(registry.get(name), list(fate))
-        for name in BUILTINS
-        for fate in FATES
+        expected_vendor_state(registry.get(name), list(fate)) for name in BUILTINS for fate in FATES
     }
     # HighLevel has no "sent" and HubSpot no "delivered": each ends in its own value.
     assert expected == {"delivered", "read", "failed", "SENT", "READ", "FAILED"}
