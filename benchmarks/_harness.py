@@ -394,7 +394,7 @@ class Bridged(Client):
         self.name = f"msgbridge AsyncBridge.update_many ({sender})"
 
     async def open(self, base: str) -> None:
-        from msgbridge import AsyncBridge
+        from msgbridge import AdapterRegistry, AsyncBridge
 
         budget = (1_000_000, 1.0) if self.limiter else None  # the largest accepted budget
         sender = None
@@ -402,8 +402,16 @@ class Bridged(Client):
             from msgbridge.fast import AiohttpSender
 
             sender = AiohttpSender()
+        # msgbridge's own cost: built-in adapters only, so an observer plugin installed in
+        # the environment (msgbridge-otel in the dev venv) is not measured with it.
+        registry = AdapterRegistry.from_entry_points(
+            environ={"MSGBRIDGE_PLUGINS_ALLOW": "msgbridge"}
+        )
         self.bridge = AsyncBridge(
-            [connection(self.vendor, base, "c", budget)], sender=sender, rate_limits=self.limiter
+            [connection(self.vendor, base, "c", budget)],
+            sender=sender,
+            rate_limits=self.limiter,
+            registry=registry,
         )
 
     async def run(self, ids: list[str], concurrency: int) -> int:

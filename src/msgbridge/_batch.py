@@ -75,6 +75,10 @@ class Emit:
 
 Step = Pull | Start | Wait | Emit
 
+#: The one ``Pull`` (it carries nothing), and the wait for a completion.
+PULL = Pull()
+UNTIL_COMPLETION = Wait(None)
+
 
 def failed_receipt(error: MessagingError, *, connection: str, update: object) -> Receipt:
     """A ``FAILED`` receipt carrying *error* (which never holds a secret)."""
@@ -210,7 +214,7 @@ def batch_steps(
     exhausted = False
     while True:
         while not exhausted and pending < max_pending:
-            raw = yield Pull()
+            raw = yield PULL
             if raw is END:
                 exhausted = True
                 break
@@ -279,7 +283,7 @@ def batch_steps(
             if isinstance(planned, Receipt):
                 queues.finish(item)
                 pending -= 1
-                yield Emit(attrs.evolve(planned, index=item.index))
+                yield Emit(_indexed(planned, item.index))
                 continue
             reserved = gate.try_acquire(now) if gate is not None else False
             in_flight += 1
@@ -287,8 +291,9 @@ def batch_steps(
 
         if exhausted and pending == 0:
             return
-        timeout = None if wake is None else max(0.0, wake - clock())
-        completions: list[tuple[BatchItem, Receipt | BaseException]] = yield Wait(timeout)
+        completions: list[tuple[BatchItem, Receipt | BaseException]] = yield (
+            UNTIL_COMPLETION if wake is None else Wait(max(0.0, wake - clock()))
+        )
         for item, outcome in completions or ():
             queues.finish(item)
             in_flight -= 1
@@ -304,7 +309,12 @@ def batch_steps(
                 raise outcome
             else:
                 receipt = outcome
-            yield Emit(attrs.evolve(receipt, index=item.index))
+            yield Emit(_indexed(receipt, item.index))
+
+
+def _indexed(receipt: Receipt, index: int) -> Receipt:
+    """*receipt* with its batch position (the runners usually built it in already)."""
+    return receipt if receipt.index == index else attrs.evolve(receipt, index=index)
 
 
 def _skipped(item: BatchItem, outcome: Outcome, adapter: str) -> Receipt:

@@ -111,6 +111,7 @@ def deliver(
     rng: random.Random,
     notify: Callable[[DeliveryAttempt], None] | None,
     decorate: Callable[[str, str, str, str, int], Mapping[str, str]] | None = None,
+    index: int | None = None,
 ) -> Generator[Step, Reply, Receipt]:
     """Send until applied, a permanent error, or the policy gives up (then raise).
 
@@ -201,6 +202,7 @@ def deliver(
                 trace_id=result.trace_id,
                 vendor_status=result.vendor_status,
                 detail=result.warning,
+                index=index,
                 dropped_fields=request.dropped,
             )
 

@@ -195,7 +195,7 @@ class Planner:
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None
-        request = _prepared(adapter, name, lambda: adapter.prepare_status(update, bound.settings))
+        request = _prepared(adapter, name, adapter.prepare_status, update, bound.settings)
 
         job = Delivery(
             connection=name,
@@ -281,7 +281,7 @@ class Planner:
         return Delivery(
             connection=name,
             adapter=adapter,
-            request=_prepared(adapter, name, lambda: prepare(adapter, bound.settings)),
+            request=_prepared(adapter, name, prepare, adapter, bound.settings),
             credential=bound.connection.credentials,
             key=(name, kind, subject),
         )
@@ -295,9 +295,12 @@ class Planner:
             return self.plan_email_status(name, update)
         return self.plan_status(name, update)
 
-    def steps(self, job: Delivery) -> Any:
+    def steps(self, job: Delivery, index: int = -1) -> Any:
+        """The delivery loop for *job*; *index* (a batch position, ``-1`` for none) goes
+        into its receipt."""
         return deliver(
             job,
+            index=None if index < 0 else index,
             policy=self.retry,
             clock=self.clock,
             rng=self.rng,
@@ -379,10 +382,12 @@ class Planner:
             gate.pause_until(self.clock() + step.seconds)
 
 
-def _prepared(adapter: Adapter[Any], name: str, prepare: Callable[[], RequestSpec]) -> RequestSpec:
+def _prepared(
+    adapter: Adapter[Any], name: str, prepare: Callable[..., RequestSpec], *args: Any
+) -> RequestSpec:
     """The adapter's request; its errors get their context, its bugs a typed error."""
     try:
-        return prepare()
+        return prepare(*args)
     except MessagingError as exc:
         raise exc.with_context(connection=name, adapter=adapter.id) from None
     except Exception as exc:  # an adapter bug still ends in a typed error

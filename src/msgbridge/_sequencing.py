@@ -59,6 +59,13 @@ class _TaskTurns:
     def __init__(self) -> None:
         self._waiters: dict[Key, deque[asyncio.Future[None]]] = {}
 
+    def try_acquire(self, key: Key) -> bool:
+        """Take the turn if nobody holds it (no coroutine: the usual, uncontended case)."""
+        if key in self._waiters:
+            return False
+        self._waiters[key] = deque()
+        return True
+
     async def acquire(self, key: Key) -> None:
         waiters = self._waiters.get(key)
         if waiters is None:
@@ -115,6 +122,10 @@ class MessagePolicy:
     async def aacquire(self, key: Key) -> None:
         """:meth:`aturn` without the context manager, for the async hot path."""
         await self._tasks.acquire(key)
+
+    def try_aacquire(self, key: Key) -> bool:
+        """Take the async turn at once if it is free; else :meth:`aacquire` must wait."""
+        return self._tasks.try_acquire(key)
 
     def arelease(self, key: Key) -> None:
         self._tasks.release(key)

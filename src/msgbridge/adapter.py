@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import enum
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote
@@ -171,7 +172,7 @@ class RequestSpec:
     def body_bytes(self) -> bytes | None:
         if self.json is None:
             return None
-        return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+        return _encode_json(self.json).encode()
 
     def prepare(self) -> PreparedRequest:
         """The bytes and headers that go on the wire (before the credential's headers)."""
@@ -187,6 +188,10 @@ class RequestSpec:
             subject_id=self.subject_id,
         )
 
+
+#: Compact UTF-8 JSON; one encoder for every request (``json.dumps`` with options builds
+#: a new one per call).
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 #: Headers msgbridge sends on every request unless the adapter sets its own.
 _ACCEPT_HEADERS = {"Accept": "application/json", "User-Agent": "msgbridge"}
@@ -226,6 +231,19 @@ class PreparedRequest:
 
 
 _NOT_PARSED = object()
+_decode_json = json.JSONDecoder().decode
+
+
+def _parse_json(body: bytes) -> Any:
+    """JSON from *body*, or ``None``. UTF-8 (what the vendors send) is decoded
+    directly; anything else (a BOM, UTF-16) gets ``json.loads``' detection."""
+    try:
+        return _decode_json(body.decode())
+    except ValueError:  # UnicodeDecodeError included
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
@@ -246,12 +264,11 @@ class ResponseView:
 
     def json(self) -> Any:
         """The body as JSON, or ``None`` when it is empty or not JSON."""
-        if self._parsed is _NOT_PARSED:
-            try:
-                self._parsed = json.loads(self.body) if self.body else None
-            except ValueError:
-                self._parsed = None
-        return self._parsed
+        parsed = self._parsed
+        if parsed is _NOT_PARSED:
+            parsed = _parse_json(self.body) if self.body else None
+            object.__setattr__(self, "_parsed", parsed)  # no attrs setattr hooks: hot path
+        return parsed
 
     def json_object(self) -> dict[str, Any] | None:
         """The body when it is a JSON object, else ``None``."""
@@ -278,9 +295,15 @@ class VendorResult:
 
 def path_segment(field: str, value: str) -> str:
     """Encode *value* as exactly one URL path segment (``/ ? # %`` included)."""
+    if _UNRESERVED(value) is not None and value not in {".", ".."}:
+        return value  # nothing to encode (the usual id): skip quote()
     if not value or value in {".", ".."}:
         raise InvalidStatus(f"{field} {value!r} cannot be a URL path segment", field=field)
     return quote(value, safe="")
+
+
+#: RFC 3986 unreserved characters: a segment made only of these is already encoded.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+").fullmatch
 
 
 #: The optional content of a :class:`~msgbridge.model.MessageStatus` that a vendor may
@@ -291,11 +314,13 @@ OPTIONAL_STATUS_FIELDS = ("email_message_id", "recipients", "error.code", "error
 def dropped_fields(update: MessageStatus, *, carried: Iterable[str]) -> tuple[str, ...]:
     """Which of :data:`OPTIONAL_STATUS_FIELDS` *update* gives and the vendor does not
     carry; put them in ``RequestSpec.dropped`` so the receipt says so."""
-    keep = set(carried)
+    keep = set(carried) if carried else set()
     unknown = keep.difference(OPTIONAL_STATUS_FIELDS)
     if unknown:
         raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {OPTIONAL_STATUS_FIELDS}")
     error = update.error
+    if error is None and update.email_message_id is None and not update.recipients:
+        return ()  # the usual update gives none of them
     given = {
         "email_message_id": update.email_message_id is not None,
         "recipients": bool(update.recipients),

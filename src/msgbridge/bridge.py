@@ -319,7 +319,7 @@ class Bridge(_BridgeBase):
         index: int,
     ) -> Receipt:
         planner = self._planner
-        steps = planner.steps(job)
+        steps = planner.steps(job, index)
         held: list[RefreshLock] = []
         try:
             step = next(steps)
@@ -483,15 +483,17 @@ class AsyncBridge(_BridgeBase):
         """
         self._check_open()
         steps = self._planner.batch(max_in_flight, per_connection, max_pending)
-        return self._many(steps, _puller(items), on_unsettled)
+        return self._many(steps, _puller(items), on_unsettled, inline=max_in_flight == 1)
 
     async def _many(
         self,
         steps: Any,
         pull: Callable[[], Awaitable[Any]],
         on_unsettled: Callable[[list[Unsettled]], None] | None,
+        *,
+        inline: bool = False,
     ) -> AsyncIterator[Receipt]:
-        crew = _Crew(self._deliver)
+        crew: _Crew | _Inline = _Inline(self._deliver) if inline else _Crew(self._deliver)
         completed = False
         try:
             reply: Any = None
@@ -527,7 +529,8 @@ class AsyncBridge(_BridgeBase):
     ) -> Receipt:
         policy = self._planner.policy
         key = job.key
-        await policy.aacquire(key)  # the message's turn (no context manager on the hot path)
+        if not policy.try_aacquire(key):  # the message's turn; usually free at once
+            await policy.aacquire(key)
         try:
             skipped = policy.admit(job)
             if skipped is not None:
@@ -547,7 +550,7 @@ class AsyncBridge(_BridgeBase):
         self, job: Delivery, reserved: bool, sent: set[int] | None, index: int
     ) -> Receipt:
         planner = self._planner
-        steps = planner.steps(job)
+        steps = planner.steps(job, index)
         held: list[RefreshLock] = []
         try:
             step = next(steps)
@@ -655,10 +658,15 @@ class _Crew:
         jobs, holding, done = self._jobs, self._holding, self._done
         while True:
             if not jobs:
-                waiting = self._loop.create_future()
-                self._idle.append(waiting)
-                await waiting
-                continue
+                # Let the scheduler run first (it was just woken, so it runs before us in
+                # this loop iteration) and take the delivery it starts at once: a finished
+                # worker usually has its next job without an idle future or a second hop.
+                await asyncio.sleep(0)
+                if not jobs:
+                    waiting = self._loop.create_future()
+                    self._idle.append(waiting)
+                    await waiting
+                    continue
             step = jobs.popleft()
             item = step.item
             holding[item.index] = item
@@ -704,6 +712,51 @@ class _Crew:
         for worker in self._workers:
             worker.cancel()
         return unsettled
+
+
+class _Inline:
+    """One in flight: the scheduler's own task delivers, when it waits for the
+    completion (nothing else could start meanwhile), so an update costs no hop to a
+    worker and back. Same interface as :class:`_Crew`."""
+
+    def __init__(
+        self, deliver: Callable[[Delivery, bool, set[int], int], Awaitable[Receipt]]
+    ) -> None:
+        self._deliver = deliver
+        self._job: Start | None = None
+        self._holding: BatchItem | None = None
+        self.sent: set[int] = set()
+        self.busy = 0
+
+    def start(self, step: Start) -> None:
+        assert self._job is None, "one in flight"
+        self.busy = 1
+        self._job = step
+
+    async def completions(
+        self, timeout: float | None
+    ) -> list[tuple[BatchItem, Receipt | BaseException]]:
+        step, self._job = self._job, None
+        assert step is not None
+        item = self._holding = step.item
+        try:
+            outcome: Receipt | BaseException = await self._deliver(
+                step.job, step.reserved, self.sent, item.index
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # contained: the scheduler turns it into a receipt
+            outcome = exc
+        self._holding = None
+        self.busy = 0
+        return [(item, outcome)]
+
+    def stop(self) -> list[Unsettled]:
+        """The delivery under way when the caller left, if its request went out."""
+        item = self._holding
+        if item is None or item.index not in self.sent:
+            return []
+        return [Unsettled(item.index, item.connection, item.key[2])]
 
 
 def _wake_up(wake: asyncio.Future[None]) -> None:

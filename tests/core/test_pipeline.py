@@ -255,6 +255,58 @@ async def test_leaving_async_update_many_early_reports_unsettled_updates(
 
 
 @pytest.mark.anyio
+async def test_one_in_flight_async_update_many_delivers_in_its_own_task(
+    registry: AdapterRegistry,
+) -> None:
+    """``max_in_flight=1`` delivers inside the consumer's task (no worker hop): items go
+    out one at a time in input order, a failing item is a FAILED receipt, and a consumer
+    cancelled while a request is out reports that update as unsettled."""
+    order: list[str] = []
+    hold, m3_out = asyncio.Event(), asyncio.Event()
+
+    async def vendor(request: httpx.Request) -> httpx.Response:
+        message = request.url.path.split("/")[3]
+        order.append(message)
+        if message == "bad":
+            return httpx.Response(422, json={"message": "no"})
+        if message == "m3":
+            m3_out.set()
+            await hold.wait()
+        return httpx.Response(200, json=OK)
+
+    names = ["m0", "bad", "m1", "m2", "m3", "m4"]
+    items = [("c", MessageStatus(name, "read")) for name in names]
+    unsettled: list[Unsettled] = []
+    seen: list[tuple[int | None, str, str]] = []
+    client = httpx.AsyncClient(transport=httpx.MockTransport(vendor))
+    async with AsyncBridge(
+        [hl()], registry=registry, sender=AsyncHttpxSender(client), rate_limits=False
+    ) as bridge:
+
+        async def consume() -> None:
+            async for receipt in bridge.update_many(
+                items, max_in_flight=1, on_unsettled=unsettled.extend
+            ):
+                seen.append((receipt.index, receipt.subject_id, receipt.outcome.value))
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(m3_out.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    hold.set()
+    await client.aclose()
+    assert order == ["m0", "bad", "m1", "m2", "m3"], "one at a time, in input order"
+    assert seen == [
+        (0, "m0", "applied"),
+        (1, "bad", "failed"),
+        (2, "m1", "applied"),
+        (3, "m2", "applied"),
+    ]
+    assert [(u.index, u.subject_id) for u in unsettled] == [(4, "m3")]
+
+
+@pytest.mark.anyio
 async def test_mixed_entry_points_on_tasks_keep_message_order(registry: AdapterRegistry) -> None:
     """An ``update_many`` delivered is retried (503) while ``update_status(read)`` is
     called for the same message from another task: read waits its turn."""

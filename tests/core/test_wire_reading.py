@@ -73,3 +73,30 @@ def test_seconds_until_reset(headers: dict[str, str], wait: float | None) -> Non
 
 def test_seconds_until_reset_reads_the_named_header() -> None:
     assert seconds_until_reset(answer(429, ratelimit_reset="5"), "ratelimit-reset") == 5.0
+
+
+# -- ResponseView.json and path_segment: the hot path's shortcuts keep their meaning --
+
+
+def test_response_json_reads_utf8_and_what_json_loads_detects() -> None:
+    from msgbridge.adapter import ResponseView
+
+    assert ResponseView(200, {}, '{"a":"é"}'.encode()).json() == {"a": "é"}
+    assert ResponseView(200, {}, b'\xef\xbb\xbf{"a":1}').json() == {"a": 1}  # UTF-8 BOM
+    assert ResponseView(200, {}, '{"a":"é"}'.encode("utf-16")).json() == {"a": "é"}
+    assert ResponseView(200, {}, b"\xff\xfe\xfa").json() is None  # not JSON at all
+    assert ResponseView(200, {}, b"").json() is None
+
+
+def test_path_segment_passes_unreserved_ids_and_encodes_the_rest() -> None:
+    import pytest
+
+    from msgbridge.adapter import path_segment
+    from msgbridge.errors import InvalidStatus
+
+    assert path_segment("id", "Ab0-._~") == "Ab0-._~"
+    assert path_segment("id", "a/b?c#d%e f") == "a%2Fb%3Fc%23d%25e%20f"
+    assert path_segment("id", "é") == "%C3%A9"
+    for bad in ("", ".", ".."):
+        with pytest.raises(InvalidStatus):
+            path_segment("id", bad)

@@ -126,7 +126,12 @@ def test_a_worker_paused_past_its_lease_regresses_nothing(
     ids = [f"m{i}" for i in range(60)]
     with Outbox(target) as box:
         box.enqueue_many([("highlevel", MessageStatus(i, "delivered")) for i in ids])
-    emu.faults.latency(0.05, rate=1.0)  # A's batch takes ~3 s: plenty of time to pause it
+    # A's batch takes ~3 s. The vendor applies on receipt and answers 50 ms later, so A
+    # is paused while it waits for an answer, as a GC pause or a VM freeze usually finds
+    # it; a pause between the fence check and the socket write is the one window fencing
+    # cannot close (docs/operating-many-workers.md), and polling for "5 applied" with the
+    # delay before applying would aim the pause right at it.
+    emu.faults.latency(0.05, rate=1.0, after=True)
     options = {"lease_seconds": 2.0, "batch_size": 60, "max_in_flight": 1, "per_connection": 1}
     a = Proc(spec(emu, target, ["highlevel"], mode="forever", **options))
     procs.append(a)

@@ -233,6 +233,35 @@ class _StatusResponse:
     forwardData: dict[str, Any] | None = None  # noqa: N815
 
 
+def _quick_status(body: Any) -> _StatusResponse | None:
+    """The usual answer, read without cattrs (it is on every update's path); ``None``
+    when anything is unusual, so :func:`read_model` reads it and says what is wrong."""
+    if type(body) is not dict:
+        return None
+    get = body.get
+    conversation, message, status = get("conversationId"), get("messageId"), get("status")
+    email, trace = get("emailMessageId"), get("traceId")
+    for value in (conversation, message, status, email, trace):
+        if value is not None and type(value) is not str:
+            return None
+    message_ids, forward = get("messageIds"), get("forwardData")
+    if message_ids is not None and (
+        type(message_ids) is not list or any(type(item) is not str for item in message_ids)
+    ):
+        return None
+    if forward is not None and type(forward) is not dict:
+        return None
+    return _StatusResponse(
+        conversation,
+        message,
+        None if message_ids is None else list(message_ids),
+        status,
+        email,
+        trace,
+        forward,
+    )
+
+
 @attrs.frozen
 class _EmailStatusResponse:
     success: bool | None = None
@@ -489,10 +518,14 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         )
 
     def _status_result(self, response: ResponseView) -> VendorResult:
-        try:
-            data = read_model(_wire, response, _StatusResponse, what=f"{self.variant.name} status")
-        except MalformedResponse as exc:
-            return self._unreadable(response, exc)
+        data = _quick_status(response.json())
+        if data is None:
+            try:
+                data = read_model(
+                    _wire, response, _StatusResponse, what=f"{self.variant.name} status"
+                )
+            except MalformedResponse as exc:
+                return self._unreadable(response, exc)
         ids: dict[str, str] = {}
         if data.conversationId:
             ids["conversationId"] = data.conversationId
