@@ -226,7 +226,7 @@ def emulate(
     except ValueError as exc:
         raise CliError(str(exc)) from None
     vendors = plugin_vendors(AdapterRegistry.from_entry_points())
-    # What each vendor declares (demo account, connection settings), from spare instances.
+    # What each mounted vendor declares (demo account, connection settings); only read.
     declared = {v.name: v for v in [*builtin_vendors(), *vendors]}
     for given in config.tokens:
         if given.vendor not in declared:
