@@ -25,8 +25,10 @@ import httpx
 
 from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
 from msgbridge.adapters.hubspot_webhooks import HubSpotWebhookVerifier
+from msgbridge.emulator.highlevel import sign_highlevel
+from msgbridge.emulator.hubspot import sign_hubspot
 from msgbridge.emulator.server import ServerThread
-from msgbridge.emulator.webhooks import EMULATOR_ED25519_PUBLIC_KEY, sign_highlevel, sign_hubspot
+from msgbridge.emulator.webhooks import EMULATOR_ED25519_PUBLIC_KEY
 from msgbridge.inbound import InboundDelivery, InboundStore, Intake
 
 URL = "https://hooks.example.com/hubspot"

@@ -81,8 +81,10 @@ def test_demo_human_output_and_quiet(bare_cli: Cli) -> None:
     assert "demo OK: all" in result.stdout
     quiet = bare_cli("demo", "--messages", "40", "--quiet")
     assert quiet.exit_code == 0
-    assert quiet.stdout.strip().startswith("demo OK: all")
-    assert len(quiet.stdout.strip().splitlines()) == 1
+    # One verdict per part: the status batch, then the inbound loop.
+    status, loop = quiet.stdout.strip().splitlines()
+    assert status.startswith("demo OK: all")
+    assert loop.startswith("demo loop OK:")
 
 
 def test_demo_fails_when_the_bridge_lets_stale_updates_through(
@@ -149,3 +151,31 @@ def test_demo_json_counts_retries(bare_cli: Cli) -> None:
     data = bare_cli.json("demo", "--messages", "60", "--seed", "5")
     assert set(data["retries"]) <= set(data["by_connection"])
     assert sum(data["retries"].values()) > 0  # the demo injects 5xx and drops
+
+
+def test_the_default_demo_runs_the_whole_loop_and_every_message_settles(bare_cli: Cli) -> None:
+    """``msgbridge demo`` with no flags: the status part, then the inbound loop (issue 14
+    item 5) on every vendor that declares one; exit 0 only if both held."""
+    data = bare_cli.json("demo", "--messages", "40", "--loop-messages", "20")
+    assert data["ok"] is True
+    assert data["status_ok"] is True
+    assert data["messages"] == 40
+    assert data["mismatches"] == []
+    loop = data["loop"]
+    assert loop["ok"] is True, loop["problems"]
+    assert set(loop["vendors"]) >= BUILTINS
+    assert loop["messages"] == 20
+    assert loop["handled_once"] == 20  # duplicates delivered, each handled once
+    assert sum(loop["final_statuses"].values()) == 20  # every message settled as scripted
+    assert loop["forged_refused"] > 0
+    assert loop["replays_refused"] > 0
+    assert loop["replies_published"] > 0
+
+
+def test_status_only_skips_the_loop_and_the_parts_exclude_each_other(bare_cli: Cli) -> None:
+    data = bare_cli.json("demo", "--messages", "20", "--status-only")
+    assert data["ok"] is True
+    assert "loop" not in data
+    both = bare_cli("demo", "--loop", "--status-only")
+    assert both.exit_code == 2
+    assert "--loop and --status-only exclude each other" in both.stderr

@@ -114,7 +114,7 @@ def test_emulate_serves_in_the_foreground_and_prints_urls_and_tokens(tmp_path: P
         match = re.search(r"highlevel\s+(http://127\.0\.0\.1:\d+/highlevel)", banner)
         assert match, banner
         assert re.search(r"hubspot\s+http://127\.0\.0\.1:\d+/hubspot", banner)
-        assert "cli-e2e-token  (account loc-e2e)" in banner
+        assert "cli-e2e-token  (account loc-e2e; Authorization: Bearer <token>)" in banner
         assert "demo-hubspot-token" in banner
         response = httpx.put(
             f"{match.group(1)}/conversations/messages/m-1/status",

@@ -17,6 +17,8 @@ from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
 from msgbridge.adapters.hubspot import HubSpotAdapter
 from msgbridge.adapters.hubspot_webhooks import HubSpotWebhookVerifier
 from msgbridge.emulator import Emulator
+from msgbridge.emulator.highlevel import sign_highlevel
+from msgbridge.emulator.hubspot import sign_hubspot
 from msgbridge.emulator.server import ServerThread
 from msgbridge.emulator.webhooks import EMULATOR_ED25519_PUBLIC_KEY, WebhookSender
 from msgbridge.errors import MalformedResponse
@@ -68,15 +70,18 @@ def test_signed_webhooks_duplicates_forgeries_and_replays(
                "phone": "+15550001"}  # fmt: skip
     hs_payload = {"type": "OUTGOING_CHANNEL_MESSAGE_CREATED", "portalId": 1, "channelId": 9,
                   "message": {"id": "hs-emu-1", "text": "yo", "channelAccountId": "2"}}  # fmt: skip
+    body, hs_body = json.dumps(payload).encode(), json.dumps(hs_payload).encode()
+    hs_url = f"{url}/hubspot"
     with WebhookSender() as sender:
-        assert sender.highlevel(f"{url}/highlevel", payload, duplicates=2).statuses == [200] * 3
-        assert sender.highlevel(f"{url}/highlevel", payload, forge=True).statuses == [401]
-        ok = sender.hubspot(f"{url}/hubspot", hs_payload, secret=HS_SECRET)
+        hl_url = f"{url}/highlevel"
+        assert sender.post(hl_url, body, sign_highlevel(body), duplicates=2).statuses == [200] * 3
+        assert sender.post(hl_url, body, sign_highlevel(body, forge=True)).statuses == [401]
+        ok = sender.post(hs_url, hs_body, sign_hubspot(HS_SECRET, hs_url, hs_body, time.time()))
         assert ok.statuses == [200]
-        replay = sender.hubspot(f"{url}/hubspot", hs_payload, secret=HS_SECRET, signed_ago=600)
-        assert replay.statuses == [401]
-        assert sender.hubspot(f"{url}/hubspot", hs_payload, secret=HS_SECRET, forge=True
-                              ).statuses == [401]  # fmt: skip
+        stale = sign_hubspot(HS_SECRET, hs_url, hs_body, time.time() - 600)
+        assert sender.post(hs_url, hs_body, stale).statuses == [401]
+        forged = sign_hubspot("not-the-secret", hs_url, hs_body, time.time())
+        assert sender.post(hs_url, hs_body, forged).statuses == [401]
     # The app answers first and hands over after: wait for the hand-overs (not a timing test).
     deadline = time.monotonic() + 30
     while len(seen) < 2 and time.monotonic() < deadline:
@@ -89,9 +94,11 @@ def test_sender_retries_only_on_429_with_injected_sleep() -> None:
     client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(next(answers))))
     slept: list[float] = []
     sender = WebhookSender(client=client, sleep=slept.append)
-    assert sender.highlevel("http://127.0.0.1:9/x", {"type": "SMS"}).statuses == [429, 429, 200]
+    body = b'{"type": "SMS"}'
+    headers = sign_highlevel(body)
+    assert sender.post("http://127.0.0.1:9/x", body, headers).statuses == [429, 429, 200]
     assert slept == [600.0, 600.0]
-    assert sender.highlevel("http://127.0.0.1:9/x", {"type": "SMS"}).statuses == [500]  # final
+    assert sender.post("http://127.0.0.1:9/x", body, headers).statuses == [500]  # final
     client.close()
 
 

@@ -36,9 +36,7 @@ from msgbridge import (
     RetryPolicy,
 )
 from msgbridge.emulator import (
-    DEMO_ACCOUNTS,
     DEMO_CLIENT_SECRET,
-    DEMO_HUBSPOT_CHANNEL_ID,
     Emulator,
     MessageState,
     RecordedRequest,
@@ -46,17 +44,25 @@ from msgbridge.emulator import (
     demo_refresh_token,
     demo_token,
 )
+from msgbridge.emulator.highlevel import DEMO_LOCATION
+from msgbridge.emulator.hubspot import DEMO_CHANNEL_ID, DEMO_PORTAL
 from msgbridge.fast import AiohttpSender
 from msgbridge.senders import AsyncHttpxSender, HttpxSender
 
 T = TypeVar("T")
 
 RUNNERS = ("sync", "async-httpx", "async-aiohttp")
+DEMO_ACCOUNTS = {
+    "highlevel": DEMO_LOCATION,
+    "leadway": DEMO_LOCATION,
+    "hoop": DEMO_LOCATION,
+    "hubspot": DEMO_PORTAL,
+}
 HIGHLEVEL_FAMILY = ("highlevel", "leadway", "hoop")
 VENDORS = (*HIGHLEVEL_FAMILY, "hubspot")
 #: The ``Version`` header each HighLevel-family adapter sends by default.
 VERSIONS = {"highlevel": "2021-04-15", "leadway": "2021-07-28", "hoop": "2021-04-15"}
-CHANNEL = DEMO_HUBSPOT_CHANNEL_ID
+CHANNEL = DEMO_CHANNEL_ID
 HUBSPOT_API_VERSION = "2026-03"
 #: Short waits everywhere: retries must not make the suite slow.
 FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_attempts=5)
@@ -65,6 +71,7 @@ PROVIDER_RETRY_AFTER = 0.2
 
 
 def account(vendor: str) -> str:
+    """The account of the vendor's demo token, as the emulated vendor declares it."""
     return DEMO_ACCOUNTS[vendor]
 
 

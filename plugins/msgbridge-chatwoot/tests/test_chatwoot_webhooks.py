@@ -185,3 +185,23 @@ def test_emulated_chatwoot_sends_signed_webhooks_into_an_intake(tmp_path: Any) -
         server.stop()
         intake.store.close()
     assert [d.key for d in seen] == ["chatwoot:message_created:7"]
+
+
+def test_chatwoot_plays_msgbridge_demos_inbound_loop_like_a_built_in() -> None:
+    """The plugin's ``ChatwootLoop`` (declared by its emulated vendor) is all the demo
+    needs: agent replies are signed, forged and replayed ones refused, statuses land."""
+    pytest.importorskip("uvicorn", reason="serving the emulator needs the emulator extra")
+    from msgbridge_chatwoot.emulator import ChatwootVendor
+
+    from msgbridge.cli.demo_loop import run_demo_loop
+    from msgbridge.emulator import Emulator
+
+    registry = AdapterRegistry.from_entry_points()
+    with Emulator(vendors=[ChatwootVendor()], builtins=False) as emu:
+        report = run_demo_loop(9, seed=2, registry=registry, emulator=emu)
+    assert report.ok, report.problems
+    assert report.vendors == ["chatwoot"]
+    assert report.forged_refused == report.forged_sent > 0
+    assert report.replays_refused == report.replays_sent > 0
+    assert {actual for actual, _ in report.finals.values()} == {"delivered", "read", "failed"}
+    assert report.replies_expected == 0  # the adapter does not publish incoming messages

@@ -780,3 +780,15 @@ def variants() -> tuple[HighLevelAdapter, ...]:
 def register_adapters(register: Callable[[Adapter[Any]], None]) -> None:
     for adapter in variants():
         register(adapter)
+
+
+@hookimpl
+def register_emulated_vendors(register: Callable[[Any], None]) -> None:
+    """The emulated HighLevel and white labels, declared the way plugin vendors are."""
+    try:
+        from msgbridge.emulator.highlevel import HighLevelFamily
+        from msgbridge.emulator.highlevel import variants as emulated_variants
+    except ImportError:  # pragma: no cover - the emulator's dependencies are missing
+        return
+    for variant in emulated_variants():
+        register(HighLevelFamily(variant))

@@ -486,3 +486,13 @@ class HubSpotOAuth(RefreshingOAuth):
 @hookimpl
 def register_adapters(register: Callable[[Adapter[Any]], None]) -> None:
     register(HubSpotAdapter())
+
+
+@hookimpl
+def register_emulated_vendors(register: Callable[[Any], None]) -> None:
+    """The emulated HubSpot, declared the way plugin vendors are."""
+    try:
+        from msgbridge.emulator.hubspot import HubSpot
+    except ImportError:  # pragma: no cover - the emulator's dependencies are missing
+        return
+    register(HubSpot())

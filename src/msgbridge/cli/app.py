@@ -26,7 +26,7 @@ from msgbridge.cli.webhook_cmd import webhook_app
 
 __all__ = ["app", "main"]
 
-HELP = f"""Report message delivery status to CRMs (HighLevel, Leadway, Hoop, HubSpot, plugins).
+HELP = f"""Report message delivery status to CRMs (every installed adapter: `msgbridge adapters`).
 
 Connections come from a TOML config file (--config, $MSGBRIDGE_CONFIG, or
 ./msgbridge.toml); secrets only by reference to environment variables. Run

@@ -1,27 +1,30 @@
-"""``msgbridge demo``: a realistic batch through every emulated vendor, checked end to end.
+"""``msgbridge demo``: the status part — a realistic batch through every emulated vendor.
 
-No credentials and no network: the emulator runs in-process on a loopback port. For every
-installed adapter the emulator serves (HighLevel, Leadway, Hoop, HubSpot, and plugin
-vendors, driven by their own ``EmulatedVendor.demo_*`` recipe) the demo creates several
-accounts, each a connection with its own token, and pushes a mixed batch through
+No credentials and no network: the emulator runs in-process on a loopback port. Every
+installed adapter the emulator serves is driven by what its emulated vendor declares
+(``EmulatedVendor.demo_account``/``demo_connection``/``demo_message_fields``,
+``has_provider_race``, ``needs_channel_id``) and what its adapter offers
+(``Capabilities.operations``), built-in and plugin vendors alike. For each the demo creates
+several accounts, each a connection with its own token, and pushes a mixed batch through
 ``Bridge.update_many``:
 
 * carrier callbacks per message along a realistic path (pending → sent → delivered → read,
   or → failed), some skipped, some duplicated, and jittered in time so that many arrive
   out of order;
-* HighLevel-family conversation updates (unread count, starred);
+* conversation updates (unread count, starred) where the adapter offers them;
 * one account with a small emulator budget (429s; the bridge learns and paces);
 * injected 5xx answers and dropped connections, both before and after the vendor applied
   the update;
-* the HighLevel provider race: some messages are created just before their first
-  callback and answer "No conversation provider found" (403) for a moment.
+* the provider race where the vendor declares one: some messages are created just
+  before their first callback and are refused "not ready yet" (403) for a moment.
 
 The expected final state of every message is computed from the generated sequence with
 the monotonic rule the bridge enforces (pending < sent < delivered < read; failed is
 terminal and only follows pending or sent; an update whose vendor value equals the last
-applied one is a duplicate) and each vendor's mapping (HubSpot has no pending and maps
-delivered to SENT; HighLevel maps sent to pending). The demo exits 0 only if every
-message and conversation ended in its expected state in the emulator.
+applied one is a duplicate) and each adapter's state mapping (a vendor without a value
+for a state skips it; a coarse value such as SENT for delivered is a duplicate of the
+one before). The demo exits 0 only if every message and conversation ended in its
+expected state in the emulator. The inbound loop (``demo_loop``) runs after this part.
 """
 
 from __future__ import annotations
@@ -39,8 +42,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from msgbridge.adapter import Adapter, Fidelity
-from msgbridge.auth import BearerToken
+from msgbridge.adapter import Adapter, Fidelity, Operation
 from msgbridge.bridge import Bridge
 from msgbridge.cli._common import (
     ExitCode,
@@ -88,12 +90,11 @@ PATHS: tuple[tuple[float, tuple[DeliveryState, ...]], ...] = (
     (0.10, (S, D, R)),
     (0.05, (D, R)),
 )
-HIGHLEVEL_FAMILY = ("highlevel", "leadway", "hoop")
-BUILTIN_VENDORS = (*HIGHLEVEL_FAMILY, "hubspot")
 ACCOUNTS_PER_VENDOR = 3
 #: Share of a vendor's messages per account; the last account is the small one.
 ACCOUNT_WEIGHTS = (0.45, 0.45, 0.10)
-RATE_LIMITED = ("highlevel", 2)
+#: The account (0-based) of the first vendor that gets the small budget.
+RATE_LIMITED_INDEX = 2
 #: Emulator budgets (small windows keep the demo quick) and the client's belief.
 BUDGET = (400, 1.0)
 SMALL_BUDGET = (20, 1.0)
@@ -113,6 +114,9 @@ DEMO_RETRY = RetryPolicy(
     max_retry_after=5.0,
 )
 SPAN = 100.0  # scenario time units over which messages start
+#: Messages of the inbound loop by default: a few per vendor, well inside every vendor's
+#: burst budget, so the loop takes seconds.
+LOOP_MESSAGES = 24
 #: Read-ahead of the batch: small, so callbacks reach the bridge roughly as they would
 #: arrive (a large one collapses each message's queued burst to its final state).
 MAX_PENDING = 32
@@ -128,12 +132,14 @@ class Account:
     account: str
     connection: str
     channel_id: int | None = None
-    #: Extra MessageStatus fields a plugin vendor needs per message (its conversation).
+    #: Extra MessageStatus fields the vendor needs per message (e.g. its conversation).
     message_fields: Callable[[str], Mapping[str, str]] | None = attrs.field(default=None, eq=False)
-
-    @property
-    def rate_limited(self) -> bool:
-        return (self.vendor, self.index) == RATE_LIMITED
+    #: The account with the small emulator budget.
+    rate_limited: bool = False
+    #: The vendor refuses updates for a moment after a message is created.
+    provider_race: bool = False
+    #: The adapter offers conversation updates.
+    conversations: bool = False
 
 
 @attrs.frozen
@@ -143,7 +149,7 @@ class Event:
     #: Message id, or conversation id for conversation updates.
     subject: str
     update: MessageStatus | ConversationUpdate
-    #: Seconds of provider race to seed the message with (HighLevel family).
+    #: Seconds of provider race to seed the message with (vendors that declare one).
     race: float | None = None
 
 
@@ -227,7 +233,7 @@ def build_scenario(
         start = rng.uniform(0.0, SPAN)
         race = (
             PROVIDER_RACE_SECONDS
-            if vendor in HIGHLEVEL_FAMILY and rng.random() < PROVIDER_RACE_SHARE
+            if account.provider_race and rng.random() < PROVIDER_RACE_SHARE
             else None
         )
         for step, state in enumerate(_callbacks(rng, _path(rng))):
@@ -237,9 +243,9 @@ def build_scenario(
             if rng.random() < DUPLICATE:
                 events.append(Event(at + rng.uniform(0.0, 3.0), account, message_id, update, race))
     for vendor in vendors:
-        if vendor not in HIGHLEVEL_FAMILY:
-            continue
         for account in accounts[vendor]:
+            if not account.conversations:
+                continue
             per_account = max(1, messages // (len(vendors) * 12))
             for number in range(per_account):
                 conversation_id = f"{vendor[:2]}{account.index}-conv-{number:05d}"
@@ -266,46 +272,40 @@ class Target:
     vendor: str
     adapter: Adapter[Any]
     accounts: list[Account]
-    builtin: bool
 
 
-def _accounts(vendor: str, emu: Emulator | None = None) -> list[Account]:
-    """Demo accounts; a plugin vendor (*emu* given) names its own and its message fields."""
+def _accounts(emu: Emulator, vendor: str, adapter: Adapter[Any], first: bool) -> list[Account]:
+    """The demo accounts *vendor* declares, with what the demo needs to know of each."""
+    emulated = emu.vendor(vendor)
+    conversations = Operation.UPDATE_CONVERSATION in adapter.capabilities.operations
     result = []
     for index in range(ACCOUNTS_PER_VENDOR):
-        fields = None
-        if emu is not None:
-            emulated = emu.vendor(vendor)
-            account, channel = emulated.demo_account(index), None
-            fields = emulated.demo_message_fields
-        elif vendor == "hubspot":
-            account, channel = str(2_000_001 + index), 3_001 + index
-        else:
-            account, channel = f"{vendor}-location-{index + 1}", None
-        result.append(Account(vendor, index, account, f"{vendor}-{index + 1}", channel, fields))
+        account = emulated.demo_account(index)
+        settings, _ = emulated.demo_connection(emu.base_url(vendor), account, "-")
+        channel = settings.get("channel_id") if emulated.needs_channel_id else None
+        result.append(
+            Account(
+                vendor,
+                index,
+                account,
+                f"{vendor}-{index + 1}",
+                channel,
+                emulated.demo_message_fields,
+                rate_limited=first and index == RATE_LIMITED_INDEX,
+                provider_race=emulated.has_provider_race,
+                conversations=conversations,
+            )
+        )
     return result
-
-
-def _settings(target: Target, account: Account, emu: Emulator) -> dict[str, Any]:
-    settings: dict[str, Any] = {"base_url": emu.base_url(target.vendor)}
-    if target.vendor in HIGHLEVEL_FAMILY:
-        settings["location_id"] = account.account
-        settings["provider_retry_after"] = 0.1
-    elif target.vendor == "hubspot":
-        settings["channel_id"] = account.channel_id
-    return settings
 
 
 def _connect(emu: Emulator, target: Target, account: Account) -> Connection:
     token = secrets.token_urlsafe(18)  # never printed
     emu.add_token(target.vendor, token, account=account.account)
-    if target.builtin:
-        settings, credentials = _settings(target, account, emu), BearerToken(token)
-    else:
-        base_url = emu.base_url(target.vendor)
-        settings, credentials = emu.vendor(target.vendor).demo_connection(
-            base_url, account.account, token
-        )
+    base_url = emu.base_url(target.vendor)
+    settings, credentials = emu.vendor(target.vendor).demo_connection(
+        base_url, account.account, token
+    )
     return Connection(
         account.connection,
         adapter=target.vendor,
@@ -315,12 +315,12 @@ def _connect(emu: Emulator, target: Target, account: Account) -> Connection:
     )
 
 
-def _probe_plugin(emu: Emulator, registry: AdapterRegistry, name: str) -> Target | str:
-    """A plugin vendor its own demo recipe (``EmulatedVendor.demo_*``) drives, or why not."""
+def _probe(emu: Emulator, registry: AdapterRegistry, name: str, first: bool) -> Target | str:
+    """A vendor its own demo recipe (``EmulatedVendor.demo_*``) drives, or why not."""
     if name not in registry:
-        return "no installed adapter has this id"
+        return "its adapter is not installed (or blocked)"
     adapter = registry.get(name)
-    target = Target(name, adapter, _accounts(name, emu), builtin=False)
+    target = Target(name, adapter, _accounts(emu, name, adapter, first))
     account = target.accounts[0]
     state = next((s for s in (S, D, R, F) if adapter.capabilities.mapping(s).sendable), None)
     if state is None:
@@ -328,7 +328,11 @@ def _probe_plugin(emu: Emulator, registry: AdapterRegistry, name: str) -> Target
     try:
         probe = _status(state, "demo-probe", account)
         emu.seed_message(
-            name, "demo-probe", account=account.account, conversation_id=probe.conversation_id
+            name,
+            "demo-probe",
+            account=account.account,
+            channel_id=account.channel_id,
+            conversation_id=probe.conversation_id,
         )
         with Bridge(registry=registry, retry=RetryPolicy.none()) as bridge:
             bridge.add_connection(_connect(emu, target, account))
@@ -345,13 +349,7 @@ def _targets(emu: Emulator, registry: AdapterRegistry) -> tuple[list[Target], di
     targets: list[Target] = []
     skipped: dict[str, str] = {}
     for name in emu.vendor_names:
-        if name in BUILTIN_VENDORS:
-            if name in registry:
-                targets.append(Target(name, registry.get(name), _accounts(name), builtin=True))
-            else:
-                skipped[name] = "its adapter is not installed (or blocked)"
-            continue
-        probed = _probe_plugin(emu, registry, name)
+        probed = _probe(emu, registry, name, first=not targets)
         if isinstance(probed, str):
             skipped[name] = probed
         else:
@@ -383,7 +381,7 @@ def _feed(
     """The batch, creating each message at the vendor just before its first callback.
 
     *seeded* receives each message's status right after creation (plugin vendors may
-    start messages in a state of their own, e.g. Chatwoot's ``sent``).
+    start messages in a state of their own, e.g. ``sent``).
     """
     for event in events:
         vendor = event.account.vendor
@@ -544,11 +542,11 @@ _RECEIPT_COLUMNS = (
 )
 LEGEND = (
     "Skipped updates are never sent and spend no vendor budget. unsup.: the vendor has "
-    "no value for that state (HubSpot has no 'pending'). stale: older than the state the "
+    "no value for that state (see `msgbridge adapters`). stale: older than the state the "
     "message already reached (an out-of-order callback). dup.: the vendor would get the "
     "same value again. supers.: a later update for the same message replaced it while it "
-    "waited. retries: extra attempts after a 5xx, a dropped connection, a 429 or the "
-    "HighLevel provider race."
+    "waited. retries: extra attempts after a 5xx, a dropped connection, a 429 or a "
+    "vendor's provider race."
 )
 TRY_NEXT = (
     "what to try next:",
@@ -598,9 +596,8 @@ def _receipts_table(
     return table
 
 
-def _pacing_note(traffic: Mapping[str, Mapping[str, int]]) -> str:
+def _pacing_note(traffic: Mapping[str, Mapping[str, int]], small: str) -> str:
     """Why a rate-limited account saw no (or few) 429s: the client paces itself."""
-    small = f"{RATE_LIMITED[0]}-{RATE_LIMITED[1] + 1}"
     budget = f"{SMALL_BUDGET[0]} requests per {SMALL_BUDGET[1]:g} s"
     seen = sum(counts.get("429", 0) for counts in traffic.values())
     paced = (
@@ -614,46 +611,29 @@ def _pacing_note(traffic: Mapping[str, Mapping[str, int]]) -> str:
     )
 
 
-@handle_errors
-def demo(
-    messages: Annotated[
-        int, typer.Option(min=1, max=100_000, help="Messages to simulate (all vendors).")
-    ] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the generated scenario and faults.")] = 7,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
-    as_json: JsonOption = False,
-    verbose: VerboseOption = False,
-    loop: Annotated[
-        bool,
-        typer.Option(
-            "--loop",
-            help="Run the whole provider loop instead: signed webhooks -> intake -> fake "
-            "carrier -> statuses back, with forged and replayed webhooks refused.",
-        ),
-    ] = False,
-) -> None:
-    """Run a realistic mixed batch through the in-process emulator and check every result.
+@attrs.define
+class StatusPart:
+    """What the status part did: enough to print it and to judge it."""
 
-    Needs no credentials and no network. Creates several accounts per emulated vendor
-    (HighLevel, Leadway, Hoop, HubSpot, plus plugin vendors through their demo recipe),
-    sends out-of-order and duplicate callbacks, conversation updates, a rate-limited
-    account, injected 5xx and dropped connections and the HighLevel provider race through
-    Bridge.update_many, then compares every message's final state in the emulator with
-    the state expected from the generated sequence. Exit 0 only if all match.
-    """
-    configure_logging(verbose)
-    require_emulator()
-    if loop:
-        from msgbridge.cli.demo_loop import loop_command
+    ok: bool
+    json: dict[str, Any]
+    checked: int
+    updates: int
+    failed: int
+    mismatches: list[Mismatch]
+    batch_seconds: float
+    seconds: float
 
-        loop_command(messages, seed, quiet=quiet, as_json=as_json)
-        return
+
+def run_status_part(
+    messages: int, seed: int, *, console: Any, show: bool, quiet: bool
+) -> StatusPart:
+    """The status part: the batch through every vendor, verified in the emulator."""
     from msgbridge.emulator import Emulator, EmulatorConfig
 
     started = time.monotonic()
     registry = AdapterRegistry.from_entry_points()
     config = EmulatorConfig(seed=seed, record_limit=max(10_000, 40 * messages))
-    console = out_console(soft_wrap=False)
     with Emulator(config, vendors=plugin_vendors(registry)) as emu:
         targets, skipped = _targets(emu, registry)
         if not targets:
@@ -663,20 +643,24 @@ def demo(
         _configure_emulator(emu, targets)
         accounts = {t.vendor: t.accounts for t in targets}
         events = build_scenario([t.vendor for t in targets], accounts, messages, seed)
-        show = not quiet and not as_json
+        small = next(a.connection for t in targets for a in t.accounts if a.rate_limited)
+        raced = [t.vendor for t in targets if t.accounts[0].provider_race]
         if show:
             names = ", ".join(t.vendor for t in targets)
-            small = f"{RATE_LIMITED[0]}-{RATE_LIMITED[1] + 1}"
             console.print(
                 f"msgbridge demo: emulator at {emu.url}; {messages} messages, {len(events)} "
                 f"updates, {len(targets)} vendors ({names}), "
                 f"{sum(len(t.accounts) for t in targets)} accounts",
                 markup=False,
             )
+            race = (
+                f"provider race on {PROVIDER_RACE_SHARE:.0%} of {', '.join(raced)} messages; "
+                if raced
+                else ""
+            )
             console.print(
                 f"faults: {FAULT_5XX:.0%} 5xx, {FAULT_DROP:.0%} dropped before and "
-                f"{FAULT_DROP:.0%} after applying; provider race on "
-                f"{PROVIDER_RACE_SHARE:.0%} of HighLevel-family messages; account {small} "
+                f"{FAULT_DROP:.0%} after applying; {race}account {small} "
                 f"limited to {SMALL_BUDGET[0]} requests/{SMALL_BUDGET[1]:g}s",
                 markup=False,
             )
@@ -733,62 +717,156 @@ def demo(
     checked = sum(v["messages"] + v["conversations"] for v in per_vendor.values())
     failed = sum(c[Outcome.FAILED.value] for c in by_connection.values())
     ok = not mismatches and emails.ok
-    if as_json:
-        print_json(
-            {
-                "ok": ok,
-                "messages": sum(v["messages"] for v in per_vendor.values()),
-                "conversations": sum(v["conversations"] for v in per_vendor.values()),
-                "updates": len(events),
-                "failed_updates": failed,
-                "seconds": round(total_seconds, 2),
-                "batch_seconds": round(batch_seconds, 2),
-                "by_connection": {k: dict(v) for k, v in sorted(by_connection.items())},
-                "retries": dict(sorted(retries.items())),
-                "vendors": {
-                    name: {
-                        "messages": info["messages"],
-                        "conversations": info["conversations"],
-                        "final_statuses": dict(info["finals"]),
-                        "mismatches": info["mismatches"],
-                        "http": traffic.get(name, {}),
-                    }
-                    for name, info in per_vendor.items()
-                },
-                "skipped_vendors": skipped,
-                "mismatches": [m.to_json() for m in mismatches[:50]],
-                "email_status": emails.to_json(),
+    data = {
+        "ok": ok,
+        "messages": sum(v["messages"] for v in per_vendor.values()),
+        "conversations": sum(v["conversations"] for v in per_vendor.values()),
+        "updates": len(events),
+        "failed_updates": failed,
+        "seconds": round(total_seconds, 2),
+        "batch_seconds": round(batch_seconds, 2),
+        "by_connection": {k: dict(v) for k, v in sorted(by_connection.items())},
+        "retries": dict(sorted(retries.items())),
+        "vendors": {
+            name: {
+                "messages": info["messages"],
+                "conversations": info["conversations"],
+                "final_statuses": dict(info["finals"]),
+                "mismatches": info["mismatches"],
+                "http": traffic.get(name, {}),
             }
+            for name, info in per_vendor.items()
+        },
+        "skipped_vendors": skipped,
+        "mismatches": [m.to_json() for m in mismatches[:50]],
+        "email_status": emails.to_json(),
+    }
+    if show:
+        console.print(_receipts_table(by_connection, retries))
+        console.print(LEGEND, markup=False)
+        console.print()
+        console.print(_vendor_table(per_vendor))
+        console.print(_traffic_table(traffic))
+        console.print(_pacing_note(traffic, small), markup=False)
+        for line in failures:
+            console.print(f"failed: {line}", markup=False)
+        console.print(emails.summary(), markup=False)
+        for line in emails.problems[:10]:
+            console.print(f"email: {line}", markup=False)
+        for mismatch in mismatches[:10]:
+            console.print(
+                f"mismatch: {mismatch.vendor} {mismatch.subject}: expected "
+                f"{mismatch.expected!r}, emulator has {mismatch.actual!r}",
+                markup=False,
+            )
+    return StatusPart(
+        ok, data, checked, len(events), failed, mismatches, batch_seconds, total_seconds
+    )
+
+
+def _status_verdict(part: StatusPart) -> str:
+    if part.ok:
+        return (
+            f"demo OK: all {part.checked} messages and conversations ended in their expected "
+            f"state ({part.updates} updates in {part.batch_seconds:.1f}s, "
+            f"{part.seconds:.1f}s total)"
         )
-    else:
-        if not quiet:
-            console.print(_receipts_table(by_connection, retries))
-            console.print(LEGEND, markup=False)
-            console.print()
-            console.print(_vendor_table(per_vendor))
-            console.print(_traffic_table(traffic))
-            console.print(_pacing_note(traffic), markup=False)
-            for line in failures:
-                console.print(f"failed: {line}", markup=False)
-            console.print(emails.summary(), markup=False)
-            for line in emails.problems[:10]:
-                console.print(f"email: {line}", markup=False)
-            for mismatch in mismatches[:10]:
-                console.print(
-                    f"mismatch: {mismatch.vendor} {mismatch.subject}: expected "
-                    f"{mismatch.expected!r}, emulator has {mismatch.actual!r}",
-                    markup=False,
-                )
-        verdict = (
-            f"demo OK: all {checked} messages and conversations ended in their expected "
-            f"state ({len(events)} updates in {batch_seconds:.1f}s, {total_seconds:.1f}s total)"
-            if ok
-            else f"demo FAILED: {len(mismatches)} of {checked} messages and conversations did "
-            f"not end in their expected state ({failed} updates failed)"
-        )
-        console.print(verdict, markup=False, style="bold green" if ok else "bold red")
-        if not quiet:
-            console.print()
-            console.print("\n".join(TRY_NEXT), markup=False)
+    return (
+        f"demo FAILED: {len(part.mismatches)} of {part.checked} messages and conversations "
+        f"did not end in their expected state ({part.failed} updates failed)"
+    )
+
+
+@handle_errors
+def demo(
+    messages: Annotated[
+        int,
+        typer.Option(min=1, max=100_000, help="Messages of the status part (all vendors)."),
+    ] = 1000,
+    loop_messages: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Messages users send in the emulated CRMs in the inbound loop.",
+        ),
+    ] = LOOP_MESSAGES,
+    seed: Annotated[int, typer.Option(help="Seed of the generated scenario and faults.")] = 7,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+    status_only: Annotated[
+        bool,
+        typer.Option(
+            "--status-only",
+            help="Run only the status part (no webhooks, no intake): the quickest check "
+            "that every vendor's status updates apply.",
+        ),
+    ] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run only the inbound loop (signed webhooks -> intake -> fake carrier -> "
+            "statuses back); --messages then counts its messages.",
+        ),
+    ] = False,
+) -> None:
+    """Run the whole provider loop and a status batch in-process, and check every result.
+
+    Needs no credentials and no network; every installed vendor takes part the way its
+    emulated vendor declares. First the status part: several accounts per vendor,
+    out-of-order and duplicate callbacks, conversation updates where offered, a
+    rate-limited account, injected 5xx and dropped connections and provider races
+    through Bridge.update_many, each message's final state compared with the one
+    expected. Then the inbound loop: users send messages in the emulated CRMs, signed
+    webhooks reach a real intake (forged and replayed ones mixed in and refused), a fake
+    carrier reports each message's scripted fate back and replies are published. Exit 0
+    only if both held.
+    """
+    configure_logging(verbose)
+    require_emulator()
+    if loop and status_only:
+        typer.echo("msgbridge: error: --loop and --status-only exclude each other", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+    from msgbridge.cli.demo_loop import loop_lines, loop_verdict, run_demo_loop
+
+    console = out_console(soft_wrap=False)
+    show = not quiet and not as_json
+    if loop:
+        report = run_demo_loop(messages, seed=seed)
+        if as_json:
+            print_json(report.to_json())
+        else:
+            if not quiet:
+                for line in loop_lines(report):
+                    console.print(line, markup=False)
+            style = "bold green" if report.ok else "bold red"
+            console.print(loop_verdict(report), markup=False, style=style)
+        if not report.ok:
+            raise typer.Exit(int(ExitCode.FAILED))
+        return
+    part = run_status_part(messages, seed, console=console, show=show, quiet=quiet)
+    if not as_json:
+        style = "bold green" if part.ok else "bold red"
+        console.print(_status_verdict(part), markup=False, style=style)
+    ok = part.ok
+    data = part.json
+    if not status_only:
+        report = run_demo_loop(loop_messages, seed=seed)
+        ok = ok and report.ok
+        data = {**data, "ok": ok, "status_ok": part.ok, "loop": report.to_json()}
+        if not as_json:
+            if not quiet:
+                console.print()
+                for line in loop_lines(report):
+                    console.print(line, markup=False)
+            style = "bold green" if report.ok else "bold red"
+            console.print(loop_verdict(report), markup=False, style=style)
+    if as_json:
+        print_json(data)
+    elif not quiet:
+        console.print()
+        console.print("\n".join(TRY_NEXT), markup=False)
     if not ok:
         raise typer.Exit(int(ExitCode.FAILED))

@@ -1,27 +1,26 @@
-"""The email step of ``msgbridge demo``: HighLevel's v3 email status, checked end to end.
+"""The email step of ``msgbridge demo``: an email's delivery status, checked end to end.
 
-For every emulated vendor whose adapter offers ``Operation.UPDATE_EMAIL_STATUS`` (the
-HighLevel family), the step seeds two emails in an account of its own: one sent by a
-custom conversation provider, which takes a realistic run of provider callbacks (delivered,
-opened by one recipient, bounced for another, clicked), and one sent via Mailgun, which
-HighLevel refuses (403). It pushes them through ``Bridge.update_many`` and then compares
-the emulator's stored status, counters and recipients with what the vendor documents:
-status overwritten, counters added (``opened`` implies ``delivered``, ``delivered``
-implies ``accepted``), recipients upserted. Faults are off during the step: counters are
-additive at the vendor, so an update retried after a lost answer would count twice (see
-the HighLevel adapter page).
+For every emulated vendor whose adapter offers ``Operation.UPDATE_EMAIL_STATUS`` and
+whose emulation stores emails (:class:`EmailStatusVendor`), the step seeds two emails in
+an account of its own: one sent by a custom conversation provider, which takes a
+realistic run of provider callbacks (delivered, opened by one recipient, bounced for
+another, clicked), and one sent via Mailgun, which the vendor refuses (403). It pushes
+them through ``Bridge.update_many`` and then compares the emulator's stored status,
+counters and recipients with what the vendor documents: status overwritten, counters
+added (``opened`` implies ``delivered``, ``delivered`` implies ``accepted``), recipients
+upserted. Faults are off during the step: counters are additive at the vendor, so an
+update retried after a lost answer would count twice (see the adapter's page).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from msgbridge.adapter import Operation
-from msgbridge.auth import BearerToken
 from msgbridge.bridge import Bridge
 from msgbridge.connection import Connection
 from msgbridge.email_status import EmailEvents, EmailRecipientStatus, EmailStatusUpdate
@@ -33,7 +32,7 @@ from msgbridge.retry import RetryPolicy
 if TYPE_CHECKING:
     from msgbridge.emulator import Emulator
 
-__all__ = ["EmailStepResult", "run_email_step"]
+__all__ = ["EmailStatusVendor", "EmailStepResult", "run_email_step"]
 
 ACCOUNT = "email-demo-location"
 RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2)
@@ -60,7 +59,7 @@ CALLBACKS = (
     ),
     EmailStatusUpdate("{id}", "clicked", events=EmailEvents(clicked=2, opened=0)),
 )
-#: What HighLevel documents the email then holds.
+#: What the vendor documents the email then holds.
 EXPECTED: dict[str, Any] = {
     "status": "clicked",
     "events": {"delivered": 1, "accepted": 1, "opened": 1, "permanent_fail": 1, "clicked": 2},
@@ -70,6 +69,23 @@ EXPECTED: dict[str, Any] = {
         "cy@example.com": {"status": "failed", "failReason": "Mailbox not found"},
     },
 }
+
+
+@runtime_checkable
+class EmailStatusVendor(Protocol):
+    """An emulated vendor that stores emails and their delivery status."""
+
+    def seed_email(
+        self,
+        email_id: str,
+        *,
+        account: str,
+        provider: Any = ...,
+        status: str | None = ...,
+        recipients: tuple[str, ...] | None = ...,
+    ) -> dict[str, Any]: ...
+
+    def email(self, email_id: str) -> dict[str, Any] | None: ...
 
 
 @attrs.define
@@ -112,13 +128,11 @@ def run_email_step(
     emu: Emulator, registry: AdapterRegistry, vendors: Iterable[str]
 ) -> EmailStepResult:
     """Drive the email step on *vendors* (those without the operation are left out)."""
-    from msgbridge.emulator.highlevel import HighLevelFamily
-
     result = EmailStepResult()
     emu.faults.reset()
     for name in vendors:
         emulated = emu.vendor(name)
-        if name not in registry or not isinstance(emulated, HighLevelFamily):
+        if name not in registry or not isinstance(emulated, EmailStatusVendor):
             continue
         adapter = registry.get(name)
         if Operation.UPDATE_EMAIL_STATUS not in adapter.capabilities.operations:
@@ -134,12 +148,8 @@ def run_email_step(
         result.emails += 2
         token = secrets.token_urlsafe(18)  # never printed
         emu.add_token(name, token, account=ACCOUNT)
-        connection = Connection(
-            name,
-            adapter=name,
-            credentials=BearerToken(token),
-            settings={"base_url": emu.base_url(name)},
-        )
+        settings, credentials = emu.vendor(name).demo_connection(emu.base_url(name), ACCOUNT, token)
+        connection = Connection(name, adapter=name, credentials=credentials, settings=settings)
         with Bridge([connection], registry=registry, retry=RETRY) as bridge:
             items = [(name, u) for u in _updates(email_id, mailgun_id)]
             # One at a time per email, in order: the vendor overwrites the status.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -38,51 +39,58 @@ def require_emulator() -> None:
         raise CliError(EXTRA_HINT, ExitCode.CONFIG) from None
 
 
-#: Built-in vendors a printed config covers, with the settings each adapter needs.
-_CONFIG_VENDORS = ("highlevel", "leadway", "hoop", "hubspot")
-
-
 def _env_name(vendor: str) -> str:
-    return f"EMULATOR_{vendor.upper()}_TOKEN"
+    return f"EMULATOR_{vendor.upper().replace('-', '_')}_TOKEN"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
 
 
 def emulator_config_toml(
-    base: str, tokens: Mapping[str, tuple[str, str]], hubspot_channel: int
+    base: str,
+    tokens: Mapping[str, tuple[str, str]],
+    vendors: Mapping[str, EmulatedVendor],
 ) -> str:
-    """A ``msgbridge.toml`` for an emulator at *base*: one connection per built-in vendor.
+    """A ``msgbridge.toml`` for an emulator at *base*: one connection per vendor in *tokens*.
 
-    *tokens* maps a vendor to the (token, account) it accepts. Tokens go in environment
-    variables, as in any config (the ``export`` lines are in the file's comments).
+    *tokens* maps a vendor to the (token, account) it accepts; each connection's settings
+    are what the vendor declares (``EmulatedVendor.demo_connection``), and the adapter
+    builds its own credential from ``token_env`` (a bearer token, a header of its own or a
+    signing secret). Tokens go in environment variables, as in any config (the
+    ``export`` lines are in the file's comments).
     """
+    names = [name for name in vendors if name in tokens]
     lines = [
         f"# msgbridge.toml for the emulator on {base}",
         "# Save it (or use `msgbridge emulate --write-config PATH`), then set the tokens:",
     ]
-    vendors = [v for v in _CONFIG_VENDORS if v in tokens]
-    lines += [f"#   export {_env_name(v)}={tokens[v][0]}" for v in vendors]
+    lines += [f"#   export {_env_name(v)}={tokens[v][0]}" for v in names]
+    if names:
+        lines.append(f"# and try: msgbridge send --config PATH {names[0]} msg-1 delivered")
     lines += [
-        "# and try: msgbridge send --config PATH highlevel msg-1 delivered",
-        "# msgbridge paces its requests at each vendor's budget itself (HighLevel: 100",
-        "# per 10 s per location), so the emulator's rate limits never need to say 429.",
+        "# msgbridge paces its requests at each vendor's budget itself, so the emulator's",
+        "# rate limits never need to say 429.",
         "",
         "[retry]",
         "max_attempts = 3",
         "initial_backoff = 0.2",
     ]
-    for vendor in vendors:
-        account = tokens[vendor][1]
+    for name in names:
+        token, account = tokens[name]
+        settings, _ = vendors[name].demo_connection(f"{base}{vendors[name].prefix}", account, token)
         lines += [
             "",
-            f"[connections.{vendor}]",
-            f'adapter = "{vendor}"',
-            f'token_env = "{_env_name(vendor)}"',
-            f"[connections.{vendor}.settings]",
-            f'base_url = "{base}/{vendor}"',
+            f"[connections.{name}]",
+            f'adapter = "{name}"',
+            f'token_env = "{_env_name(name)}"',
+            f"[connections.{name}.settings]",
         ]
-        if vendor == "hubspot":
-            lines.append(f"channel_id = {hubspot_channel}")
-        else:
-            lines.append(f'location_id = "{account}"')
+        lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +123,8 @@ def _sigterm_stops(stopped: list[str]) -> Iterator[None]:
 
 
 def plugin_vendors(registry: AdapterRegistry) -> list[EmulatedVendor]:
-    """Emulated vendors contributed by plugins (built-ins are the emulator's own)."""
+    """Emulated vendors the installed plugins offer (msgbridge's own included, declared
+    through the same hook), fresh instances."""
     from msgbridge.emulator import EmulatedVendor
 
     return [v for v in registry.emulated_vendors if isinstance(v, EmulatedVendor)]
@@ -163,7 +172,8 @@ def emulate(
         float,
         typer.Option(
             min=0.0,
-            help="HighLevel 'No conversation provider' window after a message is created (s).",
+            help="Seconds after a message is created during which vendors with a provider "
+            "race refuse its updates.",
         ),
     ] = 0.0,
     record_limit: Annotated[
@@ -183,15 +193,16 @@ def emulate(
 ) -> None:
     """Run the vendor emulator in the foreground (Ctrl-C or SIGTERM stops it, exit 0).
 
-    Serves every built-in vendor (HighLevel, Leadway, Hoop, HubSpot) and any vendor a
-    plugin contributes, each under its own prefix (http://HOST:PORT/highlevel, ...), plus
-    the control endpoint /_emulator (state, seeding, faults). Prints the base URLs, the
-    accepted tokens and a msgbridge.toml that points at it (--write-config saves it).
+    Serves every installed vendor (msgbridge's own and any a plugin contributes), each
+    under its own prefix (http://HOST:PORT/<adapter id>), plus the control endpoint
+    /_emulator (state, seeding, faults). Prints the base URLs, the accepted tokens with
+    how each vendor expects them (bearer, its own header, a request signature) and a
+    msgbridge.toml with one connection per vendor (--write-config saves it).
     """
     configure_logging(verbose)
     require_emulator()
-    from msgbridge.emulator import EmulatorConfig
-    from msgbridge.emulator.config import DEMO_ACCOUNTS, DEMO_HUBSPOT_CHANNEL_ID, demo_token
+    from msgbridge.emulator import EmulatorConfig, builtin_vendors
+    from msgbridge.emulator.config import demo_token
     from msgbridge.emulator.server import serve
 
     if host not in {"127.0.0.1", "localhost", "::1"}:
@@ -215,17 +226,26 @@ def emulate(
     except ValueError as exc:
         raise CliError(str(exc)) from None
     vendors = plugin_vendors(AdapterRegistry.from_entry_points())
+    # What each mounted vendor declares (demo account, connection settings); only read.
+    declared = {v.name: v for v in [*builtin_vendors(), *vendors]}
+    for given in config.tokens:
+        if given.vendor not in declared:
+            raise CliError(
+                f"--token {given.vendor}:...: no emulated vendor {given.vendor!r} "
+                f"(installed: {', '.join(declared)})"
+            )
     if port == 0:  # the config names the port, so pick it now
         port = _free_port(host)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{port}"
     tokens: dict[str, tuple[str, str]] = {}
     if config.demo:
-        for name, account in DEMO_ACCOUNTS.items():
-            tokens[name] = (demo_token(name), account)
+        for name, vendor in declared.items():
+            tokens[name] = (demo_token(name), vendor.demo_token_account())
     for given in config.tokens:
-        tokens.setdefault(given.vendor, (given.token, given.account or ""))
-    toml = emulator_config_toml(base, tokens, DEMO_HUBSPOT_CHANNEL_ID)
+        account = given.account or declared[given.vendor].demo_token_account()
+        tokens.setdefault(given.vendor, (given.token, account))
+    toml = emulator_config_toml(base, tokens, declared)
     if write_config is not None:
         write_config.write_text(toml, encoding="utf-8")
     printed: list[bool] = []

@@ -36,7 +36,7 @@ Progress (on stderr, so ``--json`` output stays clean): on a terminal a bar of f
 lines (``M/N``: the file's lines are counted first; stdin has no total), the rate and the
 ETA, with the outcome counts on a line of their own; otherwise a plain line every
 ``--progress-every`` seconds. Either says when the client is pacing a connection at its
-vendor budget (HighLevel: 100 requests per 10 s per location), which is then what limits
+vendor budget (e.g. 100 requests per 10 s per account), which is then what limits
 the run: msgbridge waits before sending rather than collecting 429s.
 
 Stopping: SIGINT (Ctrl-C) or SIGTERM stops reading, closes the rejects file with every

@@ -111,7 +111,7 @@ def send(
         typer.Option(help="The kind of failure, e.g. 'saas' (needs --error-message)."),
     ] = None,
     channel_id: Annotated[
-        str | None, typer.Option(help="Channel id (HubSpot custom channels).")
+        str | None, typer.Option(help="Channel id (vendors that scope messages by channel).")
     ] = None,
     email_message_id: Annotated[str | None, typer.Option(help="The email message id.")] = None,
     recipient: Annotated[
@@ -180,7 +180,7 @@ def conversation(
     ],
     account_id: Annotated[
         str | None,
-        typer.Option(help="The account (HighLevel: location id); else the connection's."),
+        typer.Option(help="The account (e.g. a location id); else the connection's."),
     ] = None,
     unread_count: Annotated[int | None, typer.Option(min=0, help="Set the unread count.")] = None,
     starred: Annotated[

@@ -1,7 +1,7 @@
 """A file-backed OAuth token store, so rotated refresh tokens survive the process.
 
-HighLevel refresh tokens are single-use: every refresh returns a new one and the old one
-dies. A command that refreshes and then exits would lose the new token and leave the
+Refresh tokens may be single-use (some vendors return a new one with every refresh and
+the old one dies). A command that refreshes and then exits would lose the new token and leave the
 account needing re-authorisation, so OAuth connections can name a ``token_store`` file.
 The file is created with mode 0600, replaced atomically (write, fsync, rename) before
 the new token is used, and holds secrets: keep it out of version control.

@@ -4,7 +4,7 @@ Give it the raw body exactly as received (a file, or ``-`` for stdin), the reque
 headers, and the adapter's verifier options; it says whether the signature verifies and,
 if not, exactly why (missing header, malformed signature, stale timestamp, wrong key or
 secret, re-serialised body). Secrets come only from environment variables
-(``--option-env client_secret=HUBSPOT_CLIENT_SECRET``), never from the command line.
+(``--option-env client_secret=APP_CLIENT_SECRET``), never from the command line.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def _options(options: list[str], from_env: list[str]) -> dict[str, Any]:
 @webhook_app.command("verify")
 @handle_errors
 def verify(
-    adapter: Annotated[str, typer.Option("--adapter", "-a", help="Adapter id, e.g. highlevel.")],
+    adapter: Annotated[
+        str, typer.Option("--adapter", "-a", help="Adapter id (see `msgbridge adapters`).")
+    ],
     body: Annotated[str, typer.Option("--body", help="Raw body file as received ('-': stdin).")],
     header: Annotated[
         list[str] | None, typer.Option("--header", "-H", help="A request header 'Name: value'.")

@@ -1,10 +1,12 @@
 """A local, strict, stateful emulator of the vendors msgbridge reports to.
 
-``with Emulator() as emu:`` serves HighLevel (``/highlevel``), Leadway (``/leadway``),
-Hoop (``/hoop``) and HubSpot (``/hubspot``) on a free loopback port; seed tokens and
-messages, inject faults, then inspect state, history and recorded requests. Plugins add
-vendors by subclassing :class:`EmulatedVendor`. Serving needs the ``emulator`` extra
-(uvicorn); the ASGI app itself (``emu.app``) needs nothing beyond the standard library.
+``with Emulator() as emu:`` serves every vendor msgbridge ships, each under ``/<adapter
+id>``, on a free loopback port; seed tokens and messages, inject faults, then inspect
+state, history and recorded requests. Each vendor's emulation lives in its own module
+(``msgbridge.emulator.<vendor>``); plugins add vendors by subclassing
+:class:`EmulatedVendor`, and the built-in ones are declared the same way. Serving needs
+the ``emulator`` extra (uvicorn); the ASGI app itself (``emu.app``) needs nothing beyond
+the standard library.
 """
 
 from collections.abc import Callable, Iterable
@@ -12,9 +14,7 @@ from typing import Any
 
 from msgbridge.emulator.clock import Clock, ManualClock, OffsetClock, SystemClock
 from msgbridge.emulator.config import (
-    DEMO_ACCOUNTS,
     DEMO_CLIENT_SECRET,
-    DEMO_HUBSPOT_CHANNEL_ID,
     EmulatorConfig,
     TokenSeed,
     demo_client_id,
@@ -23,9 +23,8 @@ from msgbridge.emulator.config import (
 )
 from msgbridge.emulator.emulator import Emulator, builtin_vendors
 from msgbridge.emulator.faults import FaultInjector, FaultPlan, FaultRule
-from msgbridge.emulator.highlevel import HIGHLEVEL, HOOP, LEADWAY, HighLevelFamily, HighLevelVariant
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, Reject
-from msgbridge.emulator.hubspot import HubSpot
+from msgbridge.emulator.loop import DemoLoop, WebhookKind
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.recording import RecordedRequest
 from msgbridge.emulator.routing import Route
@@ -38,15 +37,11 @@ from msgbridge.emulator.state import (
 from msgbridge.emulator.vendor import EmulatedVendor, UnknownMode, VendorSettings
 
 __all__ = [
-    "DEMO_ACCOUNTS",
     "DEMO_CLIENT_SECRET",
-    "DEMO_HUBSPOT_CHANNEL_ID",
-    "HIGHLEVEL",
-    "HOOP",
-    "LEADWAY",
     "Clock",
     "ConversationChange",
     "ConversationState",
+    "DemoLoop",
     "EmulatedVendor",
     "Emulator",
     "EmulatorConfig",
@@ -55,9 +50,6 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "FaultRule",
-    "HighLevelFamily",
-    "HighLevelVariant",
-    "HubSpot",
     "ManualClock",
     "MessageState",
     "OffsetClock",
@@ -70,6 +62,7 @@ __all__ = [
     "TokenSeed",
     "UnknownMode",
     "VendorSettings",
+    "WebhookKind",
     "builtin_vendors",
     "demo_client_id",
     "demo_refresh_token",

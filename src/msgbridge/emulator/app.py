@@ -131,7 +131,7 @@ class EmulatorApp:
         self._recorder = recorder
         self._faults = faults
         self._control = control
-        # Request ids look like UUIDs (HubSpot's correlationId is one): a random prefix per
+        # Request ids look like UUIDs (some vendors' correlation ids are): a random prefix per
         # emulator and a counter, which is cheaper than uuid4() per request.
         self._id_prefix = str(uuid.uuid4())[:24]
         self._ids = itertools.count(1)

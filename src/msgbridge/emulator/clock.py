@@ -64,7 +64,7 @@ class OffsetClock:
     """Real time plus a jump offset: time flows normally and tests can still skip ahead.
 
     The pytest plugin uses it, so rate windows behave like the vendor's while a test can
-    ``advance(1801)`` to expire a HubSpot token at once.
+    ``advance(1801)`` to expire a 30-minute token at once.
     """
 
     def __init__(self) -> None:

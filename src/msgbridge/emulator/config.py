@@ -10,14 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from msgbridge.emulator.highlevel import DEMO_LOCATION
-from msgbridge.emulator.hubspot import DEMO_CHANNEL_ID, DEMO_PORTAL
 from msgbridge.emulator.vendor import UnknownMode
 
 __all__ = [
-    "DEMO_ACCOUNTS",
     "DEMO_CLIENT_SECRET",
-    "DEMO_HUBSPOT_CHANNEL_ID",
     "EmulatorConfig",
     "TokenSeed",
     "demo_client_id",
@@ -25,16 +21,6 @@ __all__ = [
     "demo_token",
 ]
 
-#: The built-in vendors' demo accounts (HubSpot accounts are portal ids), for callers
-#: that name them; each vendor declares its own (``EmulatedVendor.demo_token_account``),
-#: which is what the emulator seeds, plugin vendors included.
-DEMO_ACCOUNTS: Mapping[str, str] = {
-    "highlevel": DEMO_LOCATION,
-    "leadway": DEMO_LOCATION,
-    "hoop": DEMO_LOCATION,
-    "hubspot": DEMO_PORTAL,
-}
-DEMO_HUBSPOT_CHANNEL_ID = DEMO_CHANNEL_ID
 DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - a published demo value
 
 
@@ -53,11 +39,15 @@ def demo_refresh_token(vendor: str) -> str:
 
 @dataclass(frozen=True)
 class TokenSeed:
-    """A token the emulator accepts from the start: ``TokenSeed.parse("hubspot:tok:123")``."""
+    """A token the emulator accepts from the start: ``TokenSeed.parse("acme:tok:123")``.
+
+    Without an account the token belongs to the account the vendor declares for its demo
+    token (``EmulatedVendor.demo_token_account``), resolved when the emulator mounts it.
+    """
 
     vendor: str
     token: str
-    account: str
+    account: str | None = None
     expires_in: float | None = None
 
     @classmethod
@@ -69,10 +59,7 @@ class TokenSeed:
                 f"token spec {spec!r} must look like VENDOR:TOKEN or VENDOR:TOKEN:ACCOUNT"
             )
         vendor, token = parts[0], parts[1]
-        account = parts[2] if len(parts) == 3 else DEMO_ACCOUNTS.get(vendor)
-        if account is None:
-            raise ValueError(f"token spec {spec!r}: vendor {vendor!r} has no demo account")
-        return cls(vendor, token, account)
+        return cls(vendor, token, parts[2] if len(parts) == 3 else None)
 
 
 @dataclass(frozen=True)
@@ -90,7 +77,8 @@ class EmulatorConfig:
     fault_statuses: tuple[int, ...] = (500, 502, 503, 504)
     #: Seed of the fault RNG (``None``: not reproducible).
     seed: int | None = 0
-    #: HighLevel-family provider race, seconds after a message's creation.
+    #: Provider race (vendors that declare ``has_provider_race``), seconds after a
+    #: message's creation.
     provider_race: float = 0.0
     #: Requests kept for inspection (ring buffer); ``0`` disables recording, ``None`` unbounded.
     record_limit: int | None = 10_000
@@ -104,7 +92,7 @@ class EmulatorConfig:
     #: Serve the ``/_emulator`` control endpoint.
     control_endpoint: bool = True
     #: Per-vendor :class:`~msgbridge.emulator.vendor.VendorSettings` overrides,
-    #: e.g. ``{"hubspot": {"rotate_refresh_tokens": False}}``.
+    #: e.g. ``{"acme": {"rotate_refresh_tokens": False}}``.
     vendor_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

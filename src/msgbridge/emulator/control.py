@@ -192,7 +192,7 @@ class ControlPlane:
                 starred=item.get("starred", False),
             )
         for item in messages:
-            # Keys beyond the named ones are vendor attributes (HubSpot: text, created_by,
+            # Keys beyond the named ones are vendor attributes (e.g. text, created_by,
             # channel_account_id), as keyword arguments are in the Python API.
             attributes = {k: v for k, v in item.items() if k not in _MESSAGE_KEYS}
             emu.seed_message(

@@ -9,6 +9,8 @@ event loop runs in another.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,8 +27,6 @@ from msgbridge.emulator.config import (
 )
 from msgbridge.emulator.control import ControlPlane
 from msgbridge.emulator.faults import FaultInjector
-from msgbridge.emulator.highlevel import HIGHLEVEL, HOOP, LEADWAY, HighLevelFamily
-from msgbridge.emulator.hubspot import HubSpot
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.recording import RecordedRequest, Recorder
 from msgbridge.emulator.state import ConversationState, MessageState
@@ -38,14 +38,30 @@ if TYPE_CHECKING:
 __all__ = ["Emulator", "builtin_vendors"]
 
 
-def builtin_vendors() -> list[EmulatedVendor]:
-    """Fresh instances of the built-in vendors: highlevel, leadway, hoop, hubspot."""
-    return [
-        HighLevelFamily(HIGHLEVEL),
-        HighLevelFamily(LEADWAY),
-        HighLevelFamily(HOOP),
-        HubSpot(),
+@functools.cache
+def _builtin_plugins() -> tuple[object, ...]:
+    """msgbridge's own plugin modules (its entry points), loaded once."""
+    from importlib.metadata import entry_points
+
+    from msgbridge.hookspecs import PROJECT
+
+    own = [
+        ep
+        for ep in entry_points(group=PROJECT)
+        if ep.dist is not None and ep.dist.name.lower() == PROJECT
     ]
+    return tuple(ep.load() for ep in sorted(own, key=lambda ep: ep.name))
+
+
+def builtin_vendors() -> list[EmulatedVendor]:
+    """Fresh instances of the vendors msgbridge ships, found the way plugin vendors are:
+    through the ``register_emulated_vendors`` hook of msgbridge's own plugin modules."""
+    from msgbridge.registry import AdapterRegistry
+
+    registry = AdapterRegistry()
+    for plugin in _builtin_plugins():
+        registry.add_plugin(plugin)
+    return [v for v in registry.emulated_vendors if isinstance(v, EmulatedVendor)]
 
 
 class Emulator:
@@ -122,7 +138,7 @@ class Emulator:
                 "retry_after": config.retry_after,
                 "history_limit": config.history_limit,
             }
-            if isinstance(vendor, HighLevelFamily):
+            if vendor.has_provider_race:
                 changes["provider_race"] = config.provider_race
             changes.update(config.vendor_settings.get(vendor.name, {}))
             vendor.set_defaults(**changes)
@@ -138,9 +154,9 @@ class Emulator:
                     demo_refresh_token(name),
                     account=account,
                 )
-        for seed in self.config.tokens:
+        for seed in self._token_seeds():
             self.vendor(seed.vendor).add_token(
-                seed.token, account=seed.account, expires_in=seed.expires_in
+                seed.token, account=seed.account or "", expires_in=seed.expires_in
             )
         if self.config.fault_rate:
             self.faults.error_rate(self.config.fault_rate, self.config.fault_statuses)
@@ -156,8 +172,18 @@ class Emulator:
                 TokenSeed(name, demo_token(name), vendor.demo_token_account())
                 for name, vendor in self._vendors.items()
             )
-        seeds.extend(self.config.tokens)
+        seeds.extend(self._token_seeds())
         return seeds
+
+    def _token_seeds(self) -> list[TokenSeed]:
+        """The configured tokens, each with its account (the vendor's demo token account
+        when the seed names none)."""
+        return [
+            seed
+            if seed.account is not None
+            else dataclasses.replace(seed, account=self.vendor(seed.vendor).demo_token_account())
+            for seed in self.config.tokens
+        ]
 
     def reset(self) -> None:
         """Back to the configured baseline: state, settings, faults and records are cleared."""
@@ -193,10 +219,11 @@ class Emulator:
         self.vendor(vendor).set_rate_limit(limit, account=account)
 
     def set_provider_race(self, seconds: float, *, vendor: str | None = None) -> None:
-        """HighLevel-family race for messages without their own ``provider_ready_after``."""
+        """The provider race (of the vendors that declare ``has_provider_race``) for
+        messages without their own ``provider_ready_after``."""
         targets = [self.vendor(vendor)] if vendor else list(self._vendors.values())
         for item in targets:
-            if isinstance(item, HighLevelFamily):
+            if item.has_provider_race:
                 item.configure(provider_race=seconds)
             elif vendor:
                 raise ValueError(f"vendor {vendor!r} has no provider race")
@@ -244,8 +271,9 @@ class Emulator:
     ) -> MessageState:
         """Make *message_id* known to *vendor*, owned by *account*.
 
-        HubSpot needs ``channel_id``; HighLevel-family vendors take ``provider_ready_after``
-        (seconds during which updates get the "No conversation provider" 403).
+        A vendor that declares ``needs_channel_id`` needs ``channel_id``; one that declares
+        ``has_provider_race`` takes ``provider_ready_after`` (seconds during which its
+        updates are refused as "not ready yet").
         """
         return self.vendor(vendor).seed_message(
             message_id,
@@ -395,17 +423,17 @@ class Emulator:
         base = self.url if self.running else f"http://{self.host}:{self.port}"
         lines = [f"msgbridge emulator on {base}"]
         for name, vendor in self._vendors.items():
-            extra = ""
-            if isinstance(vendor, HighLevelFamily):
-                extra = f"  (Version: {', '.join(vendor.variant.versions)})"
-            lines.append(f"  {name:<10} {base}{vendor.prefix}{extra}")
+            note = vendor.banner_note()
+            lines.append(f"  {name:<10} {base}{vendor.prefix}{'  ' + note if note else ''}")
         if self.config.control_endpoint:
             lines.append(f"  {'control':<10} {base}/_emulator/state")
         tokens = self.accepted_tokens()
         if tokens:
-            lines.append("accepted tokens (Authorization: Bearer <token>):")
+            lines.append("accepted tokens (each presented as its vendor expects):")
             lines.extend(
-                f"  {seed.vendor:<10} {seed.token}  (account {seed.account})" for seed in tokens
+                f"  {seed.vendor:<10} {seed.token}  (account {seed.account}; "
+                f"{self._vendors[seed.vendor].credential_scheme})"
+                for seed in tokens
             )
         else:
             lines.append("no tokens yet: seed some via POST /_emulator/seed or --token")

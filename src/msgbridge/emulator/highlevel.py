@@ -29,11 +29,13 @@ NestJS/class-validator behaviour the platform is built on and says so:
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from msgbridge.emulator.highlevel_email import (
     EMAIL_PROVIDERS,
@@ -47,11 +49,16 @@ from msgbridge.emulator.highlevel_email import (
     validate_email_status_body,
 )
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, InvalidBody, Reject
+from msgbridge.emulator.loop import DemoLoop, WebhookKind
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.routing import Route
 from msgbridge.emulator.state import ConversationChange, MessageRecord, MessageState
 from msgbridge.emulator.tokens import AccessToken, RefreshOutcome
 from msgbridge.emulator.vendor import EmulatedVendor, VendorSettings
+
+if TYPE_CHECKING:
+    from msgbridge.inbound.model import IncomingMessage, OutboundRequest
+    from msgbridge.inbound.verify import WebhookVerifier
 
 __all__ = [
     "HIGHLEVEL",
@@ -60,7 +67,10 @@ __all__ = [
     "LEADWAY",
     "STATUS_VALUES",
     "HighLevelFamily",
+    "HighLevelLoop",
     "HighLevelVariant",
+    "highlevel_inbound",
+    "sign_highlevel",
 ]
 
 STATUS_VALUES = ("delivered", "failed", "pending", "read")
@@ -108,6 +118,11 @@ class HighLevelVariant:
 HIGHLEVEL = HighLevelVariant("highlevel", ("2021-04-15", "2021-07-28", "v3"))
 LEADWAY = HighLevelVariant("leadway", ("2021-07-28", "2021-04-15", "v3"), forward_data=True)
 HOOP = HighLevelVariant("hoop", ("2021-04-15", "2021-07-28", "v3"), response_style="legacy")
+
+
+def variants() -> tuple[HighLevelVariant, ...]:
+    """HighLevel and its white labels, in the order the emulator mounts them."""
+    return (HIGHLEVEL, LEADWAY, HOOP)
 
 
 def _is_number(value: Any) -> bool:
@@ -169,6 +184,133 @@ def validate_conversation_body(body: dict[str, Any]) -> list[str]:
     return problems
 
 
+def sign_highlevel(body: bytes, *, forge: bool = False) -> dict[str, str]:
+    """Headers of a HighLevel-signed webhook: ``X-GHL-Signature``, Ed25519 over the raw
+    body with the emulator's published test key (``forge=True``: by another key)."""
+    from msgbridge.emulator.webhooks import sign_ed25519
+
+    return {"Content-Type": "application/json", "X-GHL-Signature": sign_ed25519(body, forge=forge)}
+
+
+_HL_TYPES = frozenset(
+    {
+        "SMS",
+        "RCS",
+        "Email",
+        "WhatsApp",
+        "GMB",
+        "IG",
+        "FB",
+        "Custom",
+        "WebChat",
+        "Live_Chat",
+        "Call",
+        "IVR_Call",
+        "Campaign_Call",
+        "Campaign_VoiceMail",
+        "TIKTOK",
+        "ALL_IN_ONE_CHAT",
+        "FORM_SUBMISSION",
+    }
+)
+
+
+def highlevel_inbound(vendor: HighLevelFamily, request: EmulatorRequest) -> EmulatorResponse:
+    """``POST /conversations/messages/inbound`` (``ProcessMessageBodyDto``).
+
+    HighLevel's known trap is reproduced: a publish without ``conversationProviderId``
+    for a custom provider answers **201 with an empty body** and the message is not
+    stored (highlevel-api-docs #70).
+    """
+    from msgbridge.emulator.webhooks import InboundPublish, inbound_publishes, json_body
+
+    token = vendor._authenticate(request)
+    account = token.account
+    vendor._rate_limit(request, account)
+    vendor._check_version(request)
+    body = json_body(request, lambda m: vendor._bad_request(request, m))
+    problems = []
+    if body.get("type") not in _HL_TYPES:
+        problems.append("type must be one of the following values: " + ", ".join(sorted(_HL_TYPES)))
+    if not isinstance(body.get("contactId"), str) or not body.get("contactId"):
+        problems.append("contactId must be a string")
+    if problems:
+        raise vendor._bad_request(request, problems)
+    if not body.get("conversationProviderId") and body.get("type") not in ("SMS", "Email"):
+        # The vendor's trap (#70): accepted, empty body, message silently dropped.
+        return EmulatorResponse(201, None)
+    message_id = "in-" + uuid.uuid4().hex[:16]
+    conversation = body.get("conversationId") or f"conv-{body['contactId']}"
+    with vendor.lock:
+        inbound_publishes(vendor).append(
+            InboundPublish(message_id, account, body, request.request_id, request.wall)
+        )
+    return EmulatorResponse(
+        200,
+        {
+            "success": True,
+            "conversationId": conversation,
+            "messageId": message_id,
+            "message": "Message queued successfully.",
+            "contactId": body["contactId"],
+            "traceId": request.request_id,
+        },
+    )
+
+
+class HighLevelLoop(DemoLoop):
+    """How a HighLevel variant plays ``msgbridge demo``'s inbound loop: a
+    ``ProviderOutboundMessage`` signed with ``X-GHL-Signature`` (the emulator's Ed25519
+    test key); a replay is a correctly signed event whose ``timestamp`` is years old;
+    replies are published with ``POST /conversations/messages/inbound`` by a custom
+    conversation provider."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.account = f"loop-{name}-location-1"
+
+    def connection_settings(self) -> dict[str, Any]:
+        return {"conversation_provider_id": f"loop-{self.name}-provider-1"}
+
+    def verifier(self, public_url: str) -> WebhookVerifier:
+        from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
+        from msgbridge.emulator.webhooks import EMULATOR_ED25519_PUBLIC_KEY
+
+        return HighLevelWebhookVerifier(
+            adapter_id=self.name, public_key=EMULATOR_ED25519_PUBLIC_KEY
+        )
+
+    def seed(self, vendor: EmulatedVendor, message_id: str, index: int) -> None:
+        vendor.seed_message(message_id, account=self.account, conversation_id=f"conv-{index}")
+
+    def webhook(
+        self, url: str, message_id: str, index: int, *, at: float, kind: WebhookKind
+    ) -> tuple[bytes, dict[str, str]]:
+        payload: dict[str, Any] = {
+            "type": "SMS",
+            "messageId": message_id,
+            "locationId": self.account,
+            "contactId": f"contact-{index}",
+            "phone": f"+1555000{index % 10_000:04d}",
+            "message": f"Hello #{index}",
+            "userId": "user-1",
+        }
+        if kind == "replayed":
+            payload.update(webhookId=f"wh-{message_id}", timestamp="2020-01-01T00:00:00Z")
+        body = json.dumps(payload).encode()
+        return body, sign_highlevel(body, forge=kind == "forged")
+
+    def reply(self, outbound: OutboundRequest) -> IncomingMessage | None:
+        from msgbridge.inbound.model import IncomingMessage
+
+        return IncomingMessage(
+            f"reply-{outbound.message_id}",
+            "sms",
+            text="Thanks!",
+            contact_id=outbound.contact_id or "contact",
+        )
+
+
 class HighLevelFamily(EmulatedVendor):
     """``PUT /conversations/messages/{id}/status``, ``PUT /conversations/{id}``,
     ``POST /oauth/token`` for one HighLevel variant."""
@@ -218,8 +360,6 @@ class HighLevelFamily(EmulatedVendor):
         )
 
     def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
-        from msgbridge.emulator.webhooks import highlevel_inbound
-
         return highlevel_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------
@@ -588,8 +728,27 @@ class HighLevelFamily(EmulatedVendor):
             super().reset()
             self.emails.clear()
 
+    # -- what the CLI needs (``msgbridge emulate``, ``msgbridge demo``) ------------------
+
+    def banner_note(self) -> str:
+        return f"(Version: {', '.join(self.variant.versions)})"
+
     def demo_token_account(self) -> str:
         return DEMO_LOCATION
+
+    def demo_account(self, index: int) -> str:
+        return f"{self.name}-location-{index + 1}"
+
+    def demo_connection(
+        self, base_url: str, account: str, token: str
+    ) -> tuple[dict[str, Any], Any]:
+        """Connections name their location; the emulator's provider race is short, so a
+        "No conversation provider" 403 is retried after 0.1 s instead of HighLevel's 1 s."""
+        settings, credentials = super().demo_connection(base_url, account, token)
+        return {**settings, "location_id": account, "provider_retry_after": 0.1}, credentials
+
+    def demo_loop(self) -> HighLevelLoop:
+        return HighLevelLoop(self.name)
 
     def on_message_created(self, conversation_id: str, account: str) -> None:
         if self.conversations.get(conversation_id) is None:

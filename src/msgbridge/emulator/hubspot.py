@@ -22,24 +22,38 @@ and says so:
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import json
 import math
+import secrets
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, InvalidBody, Reject
+from msgbridge.emulator.loop import DemoLoop, WebhookKind
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.routing import Route
 from msgbridge.emulator.state import MessageRecord
 from msgbridge.emulator.tokens import AccessToken, RefreshOutcome
 from msgbridge.emulator.vendor import EmulatedVendor, VendorSettings
 
+if TYPE_CHECKING:
+    from msgbridge.emulator.webhooks import InboundPublish
+    from msgbridge.inbound.model import IncomingMessage, OutboundRequest
+    from msgbridge.inbound.verify import WebhookVerifier
+
 __all__ = [
     "API_VERSIONS",
     "HUBSPOT_RATE_LIMIT",
     "STATUS_TYPES",
     "HubSpot",
+    "HubSpotLoop",
+    "hubspot_inbound",
+    "sign_hubspot",
 ]
 
 #: Date versions of the custom-channels API that the emulator serves (plus legacy ``v3``).
@@ -79,6 +93,135 @@ def _iso(wall: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def sign_hubspot(
+    secret: str, url: str, body: bytes, at: float, *, method: str = "POST"
+) -> dict[str, str]:
+    """Headers of a HubSpot v3-signed request sent at *at* (epoch seconds):
+    ``X-HubSpot-Signature-v3`` = base64 HMAC-SHA256 with the app's client secret over
+    method + the registered URL + body + ``X-HubSpot-Request-Timestamp``."""
+    stamp = str(int(at * 1000))
+    message = method.encode() + url.encode() + body + stamp.encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+        "X-HubSpot-Request-Timestamp": stamp,
+    }
+
+
+def hubspot_inbound(vendor: HubSpot, request: EmulatorRequest) -> EmulatorResponse:
+    """``POST …/{channelId}/messages`` with ``messageDirection: INCOMING``; a publish
+    with a known ``integrationIdempotencyId`` returns the message already stored."""
+    from msgbridge.emulator.webhooks import InboundPublish, inbound_publishes, json_body
+
+    token = vendor._authenticate(request)
+    portal = token.account
+    vendor._rate_limit(request, portal)
+    channel_id = vendor._channel_id(request)
+    body = json_body(request, lambda m: vendor._validation(request, f"Invalid input JSON: {m}"))
+    for key in ("channelAccountId", "messageDirection", "senders"):
+        if not body.get(key):
+            raise vendor._validation(request, f"{key} is required", key, "REQUIRED")
+    if body["messageDirection"] != "INCOMING":
+        raise vendor._validation(request, "messageDirection must be INCOMING", "messageDirection")
+    idempotency = body.get("integrationIdempotencyId")
+    with vendor.lock:
+        store = inbound_publishes(vendor)
+        if idempotency:
+            for item in store:
+                if item.body.get("integrationIdempotencyId") == idempotency:
+                    return EmulatorResponse(200, _hubspot_message(item, channel_id))
+        item = InboundPublish(
+            str(10_000_000 + len(store)), portal, body, request.request_id, request.wall
+        )
+        store.append(item)
+    return EmulatorResponse(200, _hubspot_message(item, channel_id))
+
+
+def _hubspot_message(item: InboundPublish, channel_id: int) -> dict[str, Any]:
+    created = dt.datetime.fromtimestamp(item.wall, dt.timezone.utc).isoformat()
+    return {
+        "id": item.id,
+        "channelId": str(channel_id),
+        "channelAccountId": str(item.body.get("channelAccountId")),
+        "conversationsThreadId": f"thread-{item.body.get('integrationThreadId') or item.id}",
+        "direction": "INCOMING",
+        "type": "MESSAGE",
+        "text": item.body.get("text", ""),
+        "createdAt": created,
+        "status": {"statusType": "RECEIVED"},
+    }
+
+
+class HubSpotLoop(DemoLoop):
+    """How HubSpot plays ``msgbridge demo``'s inbound loop: an
+    ``OUTGOING_CHANNEL_MESSAGE_CREATED`` event signed with v3 HMAC and a client secret
+    made for the run; a replay is the same request signed ten minutes ago; replies are
+    published as ``INCOMING`` messages on the channel."""
+
+    channel_id = 5001
+    channel_account = "loop-account-1"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.account = "4200001"
+        self.secret = secrets.token_urlsafe(24)
+
+    def connection_settings(self) -> dict[str, Any]:
+        return {"channel_id": self.channel_id, "channel_account_id": self.channel_account}
+
+    def verifier(self, public_url: str) -> WebhookVerifier:
+        from msgbridge.adapters.hubspot_webhooks import HubSpotWebhookVerifier
+
+        return HubSpotWebhookVerifier(
+            adapter_id=self.name, client_secret=self.secret, public_url=public_url
+        )
+
+    def seed(self, vendor: EmulatedVendor, message_id: str, index: int) -> None:
+        vendor.seed_message(message_id, account=self.account, channel_id=self.channel_id)
+
+    def webhook(
+        self, url: str, message_id: str, index: int, *, at: float, kind: WebhookKind
+    ) -> tuple[bytes, dict[str, str]]:
+        payload = {
+            "type": "OUTGOING_CHANNEL_MESSAGE_CREATED",
+            "portalId": int(self.account),
+            "channelId": self.channel_id,
+            "message": {
+                "id": message_id,
+                "channelAccountId": self.channel_account,
+                "text": f"Hello #{index}",
+                "conversationsThreadId": f"thread-{index}",
+                "direction": "OUTGOING",
+                "recipients": [
+                    {
+                        "deliveryIdentifier": {
+                            "type": "HS_PHONE_NUMBER",
+                            "value": f"+1555000{index % 10_000:04d}",
+                        }
+                    }
+                ],
+            },
+        }
+        body = json.dumps(payload).encode()
+        secret = "not-the-secret" if kind == "forged" else self.secret
+        signed_at = at - 600 if kind == "replayed" else at
+        return body, sign_hubspot(secret, url, body, signed_at)
+
+    def status_fields(self, outbound: OutboundRequest) -> dict[str, Any]:
+        return {"channel_id": outbound.channel_id}
+
+    def reply(self, outbound: OutboundRequest) -> IncomingMessage | None:
+        from msgbridge.inbound.model import IncomingMessage, Party
+
+        return IncomingMessage(
+            f"reply-{outbound.message_id}",
+            "custom",
+            text="Thanks!",
+            sender=Party("+15550100", kind="phone"),
+        )
+
+
 class HubSpot(EmulatedVendor):
     """HubSpot custom channels.
 
@@ -89,15 +232,22 @@ class HubSpot(EmulatedVendor):
 
     seed_statuses = (*STATUS_TYPES, "RECEIVED")
     needs_channel_id = True
+    #: HubSpot's request signatures; the recorder masks them.
+    secret_headers = frozenset({"x-hubspot-signature", "x-hubspot-signature-v3"})
+
+    def demo_account(self, index: int) -> str:
+        """HubSpot accounts are portal ids (numbers)."""
+        return str(2_000_001 + index)
 
     def demo_connection(
         self, base_url: str, account: str, token: str
     ) -> tuple[dict[str, Any], Any]:
-        """HubSpot addresses messages under a channel: the demo portal's is the demo one."""
-        from msgbridge.emulator.config import DEMO_HUBSPOT_CHANNEL_ID
-
+        """HubSpot addresses messages under a channel: every demo portal uses the demo one."""
         settings, credentials = super().demo_connection(base_url, account, token)
-        return {**settings, "channel_id": DEMO_HUBSPOT_CHANNEL_ID}, credentials
+        return {**settings, "channel_id": DEMO_CHANNEL_ID}, credentials
+
+    def demo_loop(self) -> HubSpotLoop:
+        return HubSpotLoop(self.name)
 
     def __init__(
         self,
@@ -135,8 +285,6 @@ class HubSpot(EmulatedVendor):
         return routes
 
     def _inbound(self, request: EmulatorRequest) -> EmulatorResponse:
-        from msgbridge.emulator.webhooks import hubspot_inbound
-
         return hubspot_inbound(self, request)
 
     # -- bodies ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ through an entry point: a plugin that starts a server should be asked for.)
 
 * ``msgbridge_emulator`` - the session's emulator, reset before each test (state, faults,
   records, clock offset). Its clock is an :class:`~msgbridge.emulator.OffsetClock`, so
-  ``msgbridge_emulator.clock.advance(1801)`` expires a HubSpot token without sleeping.
+  ``msgbridge_emulator.clock.advance(1801)`` expires a 30-minute token without sleeping.
   Vendors offered by installed adapter plugins are mounted too.
 * ``msgbridge_demo_accounts`` - ``{vendor: account}``: the account each vendor's demo
   token belongs to (seed messages there).
@@ -15,7 +15,7 @@ through an entry point: a plugin that starts a server should be asked for.)
   what the vendor declares: its demo token (the baseline ``demo-<vendor>-token``, or one
   registered for ``EmulatedVendor.demo_account(0)``), its settings
   (``EmulatedVendor.demo_connection``) and credentials from the adapter's own
-  ``credentials_from_token`` (Bearer, or e.g. Chatwoot's ``api_access_token`` header).
+  ``credentials_from_token`` (a bearer token, a header of the vendor's own, a signer).
 * ``msgbridge_emulator_config`` - session-scoped :class:`~msgbridge.emulator.EmulatorConfig`;
   override it in your conftest to change the baseline (e.g. ``unknown_messages="create"``).
 """
@@ -85,7 +85,7 @@ def _demo_logins(emulator: Emulator, registry: AdapterRegistry) -> dict[str, tup
     baseline: dict[str, tuple[str, str]] = {}
     for seed in emulator.accepted_tokens():
         if seed.expires_in is None:
-            baseline.setdefault(seed.vendor, (seed.account, seed.token))
+            baseline.setdefault(seed.vendor, (seed.account or "", seed.token))
     logins: dict[str, tuple[str, str]] = {}
     for name in emulator.vendor_names:
         if name not in registry:

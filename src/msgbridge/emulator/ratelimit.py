@@ -1,11 +1,11 @@
 """Per-account request budgets, like the vendors' per-location / per-portal limits.
 
-Windows are **sliding logs** (true rolling windows, as HubSpot's ``TEN_SECONDLY_ROLLING``
-name says): each account keeps the arrival times of its last ``max_requests`` accepted
+Windows are **sliding logs** (true rolling windows, as some vendors' "rolling" policy
+names say): each account keeps the arrival times of its last ``max_requests`` accepted
 requests; a request is refused while ``max_requests`` arrived within the last
 ``interval`` seconds. Pruning is amortised O(1) and memory is bounded by the budget.
-The daily budget is a fixed window that resets at midnight UTC (HighLevel does not say
-which midnight; HubSpot's is the account's time zone, which the emulator does not model).
+The daily budget is a fixed window that resets at midnight UTC (vendors either do not
+say which midnight or use the account's time zone, which the emulator does not model).
 Refused requests do not consume budget.
 """
 
@@ -28,7 +28,7 @@ class RateLimit:
     max_requests: int = 100
     interval: float = 10.0
     daily: int | None = None
-    #: Per-second cap (HubSpot's optional ``X-HubSpot-RateLimit-Secondly``).
+    #: Per-second cap (a burst limit some vendors add to the windowed one).
     secondly: int | None = None
 
     def __post_init__(self) -> None:

@@ -34,8 +34,6 @@ SECRET_HEADERS = frozenset(
         "set-cookie",
         "x-api-key",
         "private-app",
-        "x-hubspot-signature",
-        "x-hubspot-signature-v3",
     }
 )
 

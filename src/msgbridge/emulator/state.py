@@ -26,7 +26,7 @@ class StatusChange(NamedTuple):
 
     status: str
     previous: str | None
-    #: The vendor's error detail: HighLevel's ``error`` object, HubSpot's ``errorMessage``.
+    #: The vendor's error detail: an error object or an error message, as the vendor sends it.
     error: Any
     #: The validated request body as sent.
     fields: Mapping[str, Any]
@@ -130,7 +130,7 @@ class MessageRecord:
 
     @property
     def thread_id(self) -> str:
-        """The conversation (HubSpot: thread) id, seeded or derived from the message id."""
+        """The conversation (or thread) id, seeded or derived from the message id."""
         return self.conversation_id or f"conv_{self.id}"
 
     def attribute(self, key: str, default: Any = None) -> Any:

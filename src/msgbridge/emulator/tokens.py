@@ -38,7 +38,7 @@ class AccessToken:
     account: str
     #: ``clock.monotonic()`` deadline; ``None`` never expires (static / PIT-like tokens).
     expires_at: float | None
-    #: ``clock.time()`` of expiry, for messages such as HubSpot's "expired N seconds ago".
+    #: ``clock.time()`` of expiry, for messages such as "expired N seconds ago".
     expires_wall: float | None
     origin: str = "seeded"
     client_id: str | None = None
@@ -103,7 +103,7 @@ class TokenStore:
 class OAuthClient:
     client_id: str
     client_secret: str
-    #: Extra fields some vendors echo in token responses (HighLevel ``companyId``, ``userId``).
+    #: Extra fields some vendors echo in token responses (e.g. ``companyId``, ``userId``).
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -165,7 +165,8 @@ class OAuthRegistry:
             return RefreshResult(RefreshOutcome.BAD_REFRESH_TOKEN)
         account = grant[1]
         if account in self.inactive_accounts:
-            # HighLevel: "Location is not active"; the same refresh token works later.
+            # An inactive account ("Location is not active"): the same refresh token
+            # works again later.
             return RefreshResult(RefreshOutcome.ACCOUNT_INACTIVE, account=account)
         next_token = refresh_token
         if rotate:

@@ -1,12 +1,17 @@
 """The pluggable vendor interface: what the built-in vendors and third-party plugins share.
 
-An :class:`EmulatedVendor` owns a path prefix (``/highlevel``), its routes, its state
+An :class:`EmulatedVendor` owns a path prefix (``/<name>``), its routes, its state
 (tokens, OAuth clients, messages, conversations, rate windows) and its strictness
 settings, and knows its own error-body shape so the emulator can inject faults "in the
 vendor's voice". The emulator core does prefix dispatch, fault injection, recording and
 locking; everything vendor-specific lives in the subclass. A plugin vendor subclasses
 this, implements :meth:`routes` and :meth:`error_response`, and is passed as
 ``Emulator(vendors=[MyVendor()])``.
+
+Everything the CLI needs per vendor (``msgbridge emulate``'s banner and config,
+``msgbridge demo``'s accounts, connections and inbound loop) comes from what the vendor
+declares here (``credential_scheme``, ``demo_*``, :meth:`EmulatedVendor.demo_loop`), so
+built-in and plugin vendors are driven the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from msgbridge.emulator.clock import Clock, SystemClock
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse
@@ -30,6 +35,9 @@ from msgbridge.emulator.state import (
     MessageStore,
 )
 from msgbridge.emulator.tokens import AccessToken, OAuthRegistry, TokenStore, new_token
+
+if TYPE_CHECKING:
+    from msgbridge.emulator.loop import DemoLoop
 
 __all__ = ["EmulatedVendor", "UnknownMode", "VendorSettings"]
 
@@ -52,7 +60,8 @@ class VendorSettings:
     #: Send ``Retry-After`` on 429 (off by default: neither vendor documents one).
     retry_after: bool = False
     #: Seconds after a message is created during which its status cannot be updated
-    #: (HighLevel's "No conversation provider found" race); per-message values override.
+    #: (a vendor's "not ready yet" race, see ``has_provider_race``); per-message values
+    #: override.
     provider_race: float = 0.0
     #: Lifetime of access tokens minted by the OAuth endpoint.
     access_token_ttl: float = 3600.0
@@ -91,12 +100,22 @@ class EmulatedVendor(abc.ABC):
     #: ``True``: seeded messages need a ``channel_id``; ``False``: they refuse one;
     #: ``None``: either.
     needs_channel_id: bool | None = None
-    #: Whether ``provider_ready_after`` (HighLevel's provider race) applies.
+    #: Whether ``provider_ready_after`` (a vendor refusing updates for a moment after a
+    #: message is created) applies; the emulator's ``provider_race`` setting reaches
+    #: only the vendors that declare it.
     has_provider_race: bool = False
 
     #: Lower-case names of request headers that carry this vendor's secrets; the
     #: recorder masks them besides the usual ``Authorization`` and friends.
     secret_headers: frozenset[str] = frozenset()
+
+    #: How a client presents this vendor's token, for banners and docs: the default is
+    #: a bearer token; a vendor with its own header or a request signature says so.
+    credential_scheme: str = "Authorization: Bearer <token>"
+
+    def banner_note(self) -> str:
+        """A short note on the vendor's banner line (e.g. the API versions it serves)."""
+        return ""
 
     def mint_access_token(self, request: EmulatorRequest, account: str, client_id: str) -> str:
         """Issue an access token after the OAuth endpoint accepted a refresh."""
@@ -142,6 +161,11 @@ class EmulatedVendor(abc.ABC):
         ``conversation_id`` is also used when the demo seeds the message."""
         return {}
 
+    def demo_loop(self) -> DemoLoop | None:
+        """How this vendor plays ``msgbridge demo``'s inbound loop (signed webhooks to the
+        product's intake, statuses and replies back), or ``None`` if it does not."""
+        return None
+
     def __init__(self, name: str, *, settings: VendorSettings | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"vendor name must be lower-case [a-z0-9_-], got {name!r}")
@@ -175,7 +199,7 @@ class EmulatedVendor(abc.ABC):
         return self.error_response(request, status, f"Cannot {request.method} {request.path}")
 
     def decorate(self, request: EmulatorRequest, response: EmulatorResponse) -> None:
-        """Add headers every response carries (HubSpot's correlation id, for instance)."""
+        """Add headers every response carries (a vendor's correlation id, for instance)."""
         return None
 
     def attach(self, clock: Clock) -> None:
@@ -216,7 +240,7 @@ class EmulatedVendor(abc.ABC):
             self.limiter.set_limit(limit, account)
 
     def set_account_active(self, account: str, active: bool) -> None:
-        """An inactive account's refresh tokens are refused (HighLevel "Location is not active")."""
+        """An inactive account's refresh tokens are refused ("Location is not active")."""
         with self.lock:
             if active:
                 self.oauth.inactive_accounts.discard(account)
@@ -320,7 +344,7 @@ class EmulatedVendor(abc.ABC):
             raise ValueError(f"status must be one of {', '.join(allowed)} or None")
 
     def on_message_created(self, conversation_id: str, account: str) -> None:
-        """Hook: HighLevel makes sure the message's conversation exists."""
+        """Hook: e.g. make sure the message's conversation exists."""
         return None
 
     def seed_conversation(

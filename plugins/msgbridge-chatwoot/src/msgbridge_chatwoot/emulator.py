@@ -40,9 +40,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgbridge.emulator.http import EmulatorRequest, EmulatorResponse, InvalidBody, Reject
+from msgbridge.emulator.loop import DemoLoop, WebhookKind
 from msgbridge.emulator.ratelimit import RateLimit
 from msgbridge.emulator.routing import Route
 from msgbridge.emulator.state import ConversationState, MessageRecord, MessageState
@@ -50,10 +51,15 @@ from msgbridge.emulator.vendor import EmulatedVendor, VendorSettings
 from msgbridge_chatwoot.adapter import NOT_AN_API_INBOX
 from msgbridge_chatwoot.auth import HEADER
 
+if TYPE_CHECKING:
+    from msgbridge.inbound.model import OutboundRequest
+    from msgbridge.inbound.verify import WebhookVerifier
+
 __all__ = [
     "CHATWOOT_RATE_LIMIT",
     "INBOX_TYPES",
     "STATUS_VALUES",
+    "ChatwootLoop",
     "ChatwootVendor",
 ]
 
@@ -75,6 +81,46 @@ MSG_NOT_FOUND = "Resource could not be found"
 MSG_THROTTLED = b"Retry later\n"
 
 
+class ChatwootLoop(DemoLoop):
+    """How Chatwoot plays ``msgbridge demo``'s inbound loop: an agent's reply in an API
+    inbox makes Chatwoot POST a signed ``message_created`` (``X-Chatwoot-Signature`` over
+    ``"{timestamp}.{body}"`` with the inbox's webhook secret, made for the run); a replay
+    is the same request signed ten minutes ago. The adapter does not publish incoming
+    messages, so contacts' replies are not part of Chatwoot's loop."""
+
+    def __init__(self, name: str) -> None:
+        import secrets
+
+        self.name = name
+        self.account = "1"
+        self._secret = secrets.token_urlsafe(24)
+
+    def verifier(self, public_url: str) -> WebhookVerifier:
+        from msgbridge_chatwoot.webhooks import ChatwootWebhookVerifier
+
+        return ChatwootWebhookVerifier(secret=self._secret, adapter_id=self.name)
+
+    def seed(self, vendor: EmulatedVendor, message_id: str, index: int) -> None:
+        vendor.seed_message(message_id, account=self.account, conversation_id=str(100 + index))
+
+    def webhook(
+        self, url: str, message_id: str, index: int, *, at: float, kind: WebhookKind
+    ) -> tuple[bytes, dict[str, str]]:
+        return ChatwootVendor.agent_reply_webhook(
+            message_id,
+            secret="not-the-secret" if kind == "forged" else self._secret,
+            at=at - 600 if kind == "replayed" else at,
+            account=int(self.account),
+            conversation_id=100 + index,
+            content=f"Hello #{index}",
+            delivery=f"delivery-{message_id}",
+        )
+
+    def status_fields(self, outbound: OutboundRequest) -> dict[str, Any]:
+        """Chatwoot addresses a message inside its conversation."""
+        return {"conversation_id": outbound.conversation_id}
+
+
 def _number_or_text(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() else value
 
@@ -92,6 +138,8 @@ class ChatwootVendor(EmulatedVendor):
 
     #: Chatwoot's token travels in its own header; the recorder masks it.
     secret_headers = frozenset({"api_access_token"})
+    #: Not a bearer token: the header Chatwoot reads (``AccessTokenAuthHelper``).
+    credential_scheme = f"{HEADER}: <token>"
 
     # -- the recipe ``msgbridge demo`` uses -------------------------------------------
 
@@ -112,9 +160,12 @@ class ChatwootVendor(EmulatedVendor):
 
     # -- the emulated Chatwoot as a webhook sender ---------------------------------------
 
+    def demo_loop(self) -> ChatwootLoop:
+        return ChatwootLoop(self.name)
+
     @staticmethod
     def agent_reply_webhook(
-        message_id: int,
+        message_id: int | str,
         *,
         secret: str,
         at: float,

@@ -69,6 +69,8 @@ class KommoVendor(EmulatedVendor):
 
     seed_statuses = ("sent", "1", "2", "-1")
     needs_channel_id = False
+    #: No token travels: every request is signed with the channel secret.
+    credential_scheme = "signed: X-Signature HMAC-SHA1 keyed by <token>, the channel secret"
 
     # -- the recipe ``msgbridge demo`` uses -------------------------------------------
 
