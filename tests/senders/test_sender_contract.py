@@ -143,7 +143,7 @@ class _Unclassified(HttpxSender):
 def test_kit_catches_a_sender_that_does_not_say_nothing_was_sent(
     server: SenderCheckServer,
 ) -> None:
-    with pytest.raises(SenderConformanceError, match="refused connection must be .*ConnectFailed"):
+    with pytest.raises(SenderConformanceError, match=r"refused connection must be .*ConnectFailed"):
         check_sender(lambda d: _Unclassified(deadline=d), server)
 
 

@@ -212,13 +212,11 @@ def _cases(
         if reply.header("x-echo-path") != "yes":
             raise _fail("the ResponseView lost the response headers")
 
+    signed: dict[str, Any] = {"X-Signature": "abc123", "Version": "2021-04-15"}
     yield (
         "sends the URL, headers and body bytes exactly",
         server.request(
-            "PUT",
-            RESERVED_PATH,
-            body='{"status":"read","note":"é"}'.encode(),
-            **{"X-Signature": "abc123", "Version": "2021-04-15"},
+            "PUT", RESERVED_PATH, body='{"status":"read","note":"é"}'.encode(), **signed
         ),
         verbatim,
     )
