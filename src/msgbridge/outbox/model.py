@@ -142,6 +142,8 @@ class StatsRow:
     #: Pending rows that have failed at least once.
     retrying: int = 0
     dead: int = 0
+    #: ``status``, ``conversation`` or ``inbound`` (a publish).
+    kind: str = "status"
 
     @property
     def pending(self) -> int:

@@ -522,26 +522,27 @@ def delete_dead(tx: Tx, dead_id: int) -> None:
 
 def stats(tx: Tx, now: float) -> tuple[list[StatsRow], float | None]:
     rows = tx.fetchall(
-        "SELECT connection, COALESCE(state, kind), "
+        "SELECT connection, COALESCE(state, kind), kind, "
         "SUM(CASE WHEN lease_owner IS NOT NULL AND lease_until > ? THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN (lease_owner IS NULL OR lease_until <= ?) AND available_at <= ? "
         "THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN lease_owner IS NULL AND available_at > ? THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), "
         "MIN(created_at) "
-        "FROM msgbridge_outbox GROUP BY connection, COALESCE(state, kind)",
+        "FROM msgbridge_outbox GROUP BY connection, COALESCE(state, kind), kind",
         (now, now, now, now),
     )
     dead = tx.fetchall(
-        "SELECT connection, COALESCE(state, kind), count(*) "
-        "FROM msgbridge_dead_letters GROUP BY connection, COALESCE(state, kind)",
+        "SELECT connection, COALESCE(state, kind), kind, count(*) "
+        "FROM msgbridge_dead_letters GROUP BY connection, COALESCE(state, kind), kind",
     )
     table: dict[tuple[str, str], StatsRow] = {}
     oldest: float | None = None
-    for connection, state, leased, ready, scheduled, retrying, created in rows:
+    for connection, state, kind, leased, ready, scheduled, retrying, created in rows:
         table[(str(connection), str(state))] = StatsRow(
             str(connection),
             str(state),
+            kind=str(kind),
             ready=int(ready or 0),
             scheduled=int(scheduled or 0),
             leased=int(leased or 0),
@@ -549,9 +550,9 @@ def stats(tx: Tx, now: float) -> tuple[list[StatsRow], float | None]:
         )
         if created is not None:
             oldest = float(created) if oldest is None else min(oldest, float(created))
-    for connection, state, count in dead:
+    for connection, state, kind, count in dead:
         key = (str(connection), str(state))
-        row = table.get(key, StatsRow(key[0], key[1]))
+        row = table.get(key, StatsRow(key[0], key[1], kind=str(kind)))
         table[key] = attrs.evolve(row, dead=int(count))
     ordered = [table[k] for k in sorted(table)]
     return ordered, (max(0.0, now - oldest) if oldest is not None else None)
