@@ -5,6 +5,7 @@ dead-lettered (never resent), requeue, the CLI showing the kind, and schema v2 â
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from msgbridge.outbox import EnqueueOutcome, Outbox
 from msgbridge.outbox.postgres import _COMPONENT as PG_COMPONENT
 from msgbridge.outbox.schema import MIGRATIONS
 from msgbridge.outbox.store import APPLICATION_ID, SCHEMA_VERSION
+from msgbridge.retry import RetryPolicy
 
 from .conftest import LOCATION, FakeClock, make_worker
 
@@ -164,10 +166,8 @@ def test_hubspot_publish_after_a_dropped_answer_is_one_message(
 
 
 def test_a_connect_failure_is_rescheduled_then_published(
-    box: Outbox, emu: Emulator, clock: FakeClock, tmp_path: Path
+    box: Outbox, emu: Emulator, clock: FakeClock
 ) -> None:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -182,15 +182,15 @@ def test_a_connect_failure_is_rescheduled_then_published(
         report = worker.run_once()
     assert (report.retried, report.dead) == (1, 0)  # nothing was sent: safe to retry
     (row,) = box.pending()
-    assert row.last_error is not None and row.last_error.startswith("ConnectFailed")
+    assert row.last_error is not None
+    assert row.last_error.startswith("ConnectFailed")
     with make_worker(box, [hl(emu)], clock, retry=box_retry()) as worker:
         assert worker.drain().applied == 1
     assert published(emu) == ["sms-1"]
 
 
-def box_retry() -> Any:
-    from msgbridge.retry import RetryPolicy
-
+def box_retry() -> RetryPolicy:
+    """The outbox's retries across batches (the worker's bridge makes one attempt)."""
     return RetryPolicy(max_attempts=5, initial_backoff=1.0, jitter=0.0)
 
 
@@ -229,13 +229,15 @@ def test_cli_status_and_dead_show_the_kind(tmp_path: Path, emu: Emulator, clock:
     kinds = {(r["kind"], r["state"]): r["dead"] for r in status["rows"]}
     assert kinds == {("inbound", "inbound"): 1}
     table = invoke("status")
-    assert "kind" in table and "inbound" in table
+    assert "kind" in table
+    assert "inbound" in table
     dead = json.loads(invoke("dead", "--json"))["dead_letters"]
     assert [(d["kind"], d["subject_id"], d["error_type"]) for d in dead] == [
         ("inbound", "sms-1", "OutcomeUnknown")
     ]
     listing = invoke("dead")
-    assert "inbound" in listing and "OutcomeUnknown" in listing
+    assert "inbound" in listing
+    assert "OutcomeUnknown" in listing
 
 
 # -- schema v2 â†’ v3 ------------------------------------------------------------------------------
