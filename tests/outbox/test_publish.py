@@ -213,9 +213,10 @@ def test_cli_status_and_dead_show_the_kind(tmp_path: Path, emu: Emulator, clock:
     with Outbox(db, clock=clock) as outbox:
         outbox.enqueue("hl", MessageStatus("m1", "read"))
         outbox.publish("hl", sms("sms-1"))
-        outbox.publish("hl", sms("sms-2"))
         with make_worker(outbox, [hl(emu)], clock, retry=box_retry()) as worker:
-            worker.run_once()  # both publishes sent: one dropped, one applied; m1 created
+            worker.run_once()  # the publish is dropped (dead letter), the status applied
+        outbox.publish("hl", sms("sms-2"))
+        outbox.enqueue("hl", MessageStatus("m3", "delivered"))
 
     def invoke(*args: str) -> str:
         result = CliRunner().invoke(
@@ -226,8 +227,8 @@ def test_cli_status_and_dead_show_the_kind(tmp_path: Path, emu: Emulator, clock:
         return result.stdout
 
     status = json.loads(invoke("status", "--json"))
-    kinds = {(r["kind"], r["state"]): r["dead"] for r in status["rows"]}
-    assert kinds == {("inbound", "inbound"): 1}
+    kinds = {(r["kind"], r["state"]): (r["ready"], r["dead"]) for r in status["rows"]}
+    assert kinds == {("inbound", "inbound"): (1, 1), ("status", "delivered"): (1, 0)}
     table = invoke("status")
     assert "kind" in table
     assert "inbound" in table
