@@ -25,6 +25,12 @@ One batch:
    * ``FAILED`` otherwise, or after ``retry.max_attempts`` → a dead letter with the
      reason, error type, HTTP status and the vendor's trace id.
 
+Publishes (kind ``inbound``) go through the same ``update_many`` (the bridge's publish
+path, no guard). Before they are sent, their rows are marked ``sent_at`` in one commit; a
+row leased again with that mark (its worker died or lost the lease mid-request) whose
+publish must not be repeated (``retry_when_ambiguous=False``: HighLevel) is dead-lettered
+as ``OutcomeUnknown`` instead of being sent twice; HubSpot's is simply sent again.
+
 A worker that dies leaves leases that expire after ``lease_seconds`` and return; every
 settle statement matches the row's owner *and* its connection lease's fence, so a worker
 that lost a lease settles nothing. Delivery is at least once; the state guard turns a
