@@ -88,7 +88,7 @@ def failed_receipt(error: MessagingError, *, connection: str, update: object) ->
         if isinstance(update, (MessageStatus, EmailStatusUpdate))
         else update.conversation_id
         if isinstance(update, ConversationUpdate)
-        else ""
+        else str(getattr(update, "message_id", ""))  # an IncomingMessage, or nothing
     )
     return Receipt(
         Outcome.FAILED,
@@ -183,12 +183,24 @@ class _Queues:
             self._mark_ready(item.key)
 
 
+def _is_incoming(value: Any) -> bool:
+    """An :class:`~msgbridge.inbound.IncomingMessage` to publish (imported late: the
+    inbound package is not needed by a bridge that only reports statuses)."""
+    from msgbridge.inbound.model import IncomingMessage
+
+    return isinstance(value, IncomingMessage)
+
+
 def _key(connection: str, update: Update) -> tuple[str, str, str]:
     if isinstance(update, MessageStatus):
         return (connection, "status", update.message_id)
     if isinstance(update, EmailStatusUpdate):
         return (connection, "email", update.message_id)
-    return (connection, "conversation", update.conversation_id)
+    if isinstance(update, ConversationUpdate):
+        return (connection, "conversation", update.conversation_id)
+    # An IncomingMessage to publish (the outbox's kind "inbound"); anything else is
+    # refused by the planner and only needs some key here.
+    return (connection, "inbound", str(getattr(update, "message_id", "")))
 
 
 def batch_steps(
@@ -230,10 +242,12 @@ def batch_steps(
                 )
                 continue
             connection, update = raw
-            if not isinstance(update, (MessageStatus, ConversationUpdate, EmailStatusUpdate)):
+            if not isinstance(
+                update, (MessageStatus, ConversationUpdate, EmailStatusUpdate)
+            ) and not _is_incoming(update):
                 error = InvalidStatus(
-                    f"batch item {item_index}: expected a MessageStatus, ConversationUpdate "
-                    f"or EmailStatusUpdate, got {type(update).__name__}",
+                    f"batch item {item_index}: expected a MessageStatus, ConversationUpdate, "
+                    f"EmailStatusUpdate or IncomingMessage, got {type(update).__name__}",
                     connection=connection,
                 )
                 yield Emit(

@@ -28,7 +28,14 @@ from msgbridge.adapter import (
     VendorResult,
 )
 from msgbridge.auth import Credential, RefreshingCredential, RefreshLock
-from msgbridge.errors import MalformedResponse, MessagingError, RedirectRefused, UnexpectedError
+from msgbridge.errors import (
+    ConnectFailed,
+    MalformedResponse,
+    MessagingError,
+    OutcomeUnknown,
+    RedirectRefused,
+    UnexpectedError,
+)
 from msgbridge.events import DeliveryAttempt
 from msgbridge.model import DeliveryState, Outcome, Receipt
 from msgbridge.retry import RetryPolicy
@@ -167,7 +174,7 @@ def deliver(
                 else:
                     result = read
             elif isinstance(reply, MessagingError):
-                error = reply
+                error = reply if request.retry_when_ambiguous else _unambiguous(reply)
             else:  # pragma: no cover - a runner bug
                 raise TypeError(f"runner sent {reply!r} into the delivery loop")
         except MessagingError as exc:  # from a refresh
@@ -241,6 +248,24 @@ def deliver(
             extra=_log_context(job),
         )
         yield Sleep(delay, error)
+
+
+def _unambiguous(error: MessagingError) -> MessagingError:
+    """A transport failure of a request that must not be sent twice: retryable only when
+    it surely sent nothing (:class:`ConnectFailed`); otherwise the vendor may have applied
+    it, and a retry could duplicate it, so it becomes :class:`OutcomeUnknown`. Answers
+    (5xx, 429) never get here: the adapter reads those."""
+    if not error.retryable or isinstance(error, ConnectFailed):
+        return error
+    unknown = OutcomeUnknown(
+        "the request may or may not have been applied by the vendor (the transport failed "
+        f"after it may have been sent: {error.message}); msgbridge did not retry it to "
+        "avoid a duplicate: check the vendor before sending it again",
+        subject_id=error.subject_id,
+        trace_id=error.trace_id,
+    )
+    unknown.__cause__ = error
+    return unknown
 
 
 def _headers(credential: Credential, prepared: PreparedRequest) -> Any:

@@ -270,7 +270,11 @@ class Planner:
                 connection=name,
             )
         item: Any = update  # checked above; conversations go by conversation_id
-        subject: str = getattr(item, "conversation_id", None) or item.message_id
+        subject: str = (
+            item.message_id
+            if kind == "inbound"
+            else getattr(item, "conversation_id", None) or item.message_id
+        )
         if operation not in adapter.capabilities.operations:
             raise UnsupportedOperation(
                 f"adapter {adapter.id!r} cannot {what}",
@@ -293,6 +297,8 @@ class Planner:
             return self.plan_conversation(name, update)
         if isinstance(update, EmailStatusUpdate):
             return self.plan_email_status(name, update)
+        if not isinstance(update, MessageStatus) and _is_incoming(update):
+            return self.plan_inbound(name, update)  # what the outbox publishes
         return self.plan_status(name, update)
 
     def steps(self, job: Delivery, index: int = -1) -> Any:
@@ -380,6 +386,12 @@ class Planner:
         gate = self.limiter(job.connection)
         if gate is not None and isinstance(step.reason, RateLimited):
             gate.pause_until(self.clock() + step.seconds)
+
+
+def _is_incoming(value: object) -> bool:
+    from msgbridge.inbound.model import IncomingMessage
+
+    return isinstance(value, IncomingMessage)
 
 
 def _prepared(

@@ -168,6 +168,13 @@ class RequestSpec:
     #: ``"email_message_id"``, ``"error.code"``); copied into the receipt so nothing is
     #: lost silently.
     dropped: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    #: Whether sending this request again after an ambiguous transport failure (it may
+    #: have reached the vendor: dropped connection, read timeout) is safe. ``False`` for
+    #: a request without an idempotency key that would duplicate something (HighLevel's
+    #: inbound publish): such a failure then ends in
+    #: :class:`~msgbridge.errors.OutcomeUnknown` instead of a retry. A failure that
+    #: surely sent nothing (:class:`~msgbridge.errors.ConnectFailed`) is always retried.
+    retry_when_ambiguous: bool = True
 
     def body_bytes(self) -> bytes | None:
         if self.json is None:
@@ -186,6 +193,7 @@ class RequestSpec:
             body,
             operation=self.operation,
             subject_id=self.subject_id,
+            retry_when_ambiguous=self.retry_when_ambiguous,
         )
 
 
@@ -213,6 +221,9 @@ class PreparedRequest:
     body: bytes | None = None
     operation: Operation = Operation.UPDATE_STATUS
     subject_id: str = ""
+    #: ``RequestSpec.retry_when_ambiguous``: a sender must never resend this request on
+    #: its own (e.g. on a stale keep-alive connection) when it is ``False``.
+    retry_when_ambiguous: bool = True
 
     def with_headers(self, extra: Mapping[str, str]) -> PreparedRequest:
         if not extra:
@@ -224,6 +235,7 @@ class PreparedRequest:
             self.body,
             self.operation,
             self.subject_id,
+            self.retry_when_ambiguous,
         )
 
     def __repr__(self) -> str:

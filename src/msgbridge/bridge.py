@@ -52,8 +52,9 @@ __all__ = ["AsyncBridge", "BoundConnection", "Bridge", "Fence", "Unsettled"]
 
 log = logging.getLogger("msgbridge")
 
-#: What ``update_many`` takes: a connection name and an update.
-BatchInput = tuple[str, MessageStatus | ConversationUpdate | EmailStatusUpdate]
+#: What ``update_many`` takes: a connection name and an update (or an incoming message
+#: to publish, as the outbox does).
+BatchInput = tuple[str, "MessageStatus | ConversationUpdate | EmailStatusUpdate | IncomingMessage"]
 
 #: Called with a connection name right before every HTTP attempt for it; raising
 #: :class:`~msgbridge.errors.LeaseLost` (or any MessagingError) stops that attempt.

@@ -13,11 +13,13 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
+    "ConnectFailed",
     "InvalidStatus",
     "LeaseLost",
     "MalformedResponse",
     "MessagingError",
     "NotFound",
+    "OutcomeUnknown",
     "PermissionDenied",
     "ProviderNotReady",
     "RateLimited",
@@ -159,6 +161,28 @@ class VendorUnavailable(MessagingError):
     """5xx or a transport failure (connect error, timeout, dropped connection)."""
 
     default_retryable = True
+
+
+class ConnectFailed(VendorUnavailable):
+    """The request certainly never reached the vendor: the connection could not be made
+    (refused, connect timeout, DNS, TLS handshake, no free pooled connection).
+
+    Always safe to retry, even for a request that must not be sent twice
+    (``RequestSpec.retry_when_ambiguous=False``); senders report it only when they know
+    no byte of the request went out.
+    """
+
+
+class OutcomeUnknown(MessagingError):
+    """The request may or may not have been applied by the vendor, and msgbridge did not
+    retry it, to avoid a duplicate.
+
+    Raised for a request whose adapter said a repeat is unsafe
+    (``retry_when_ambiguous=False``, e.g. HighLevel's inbound publish, which has no
+    idempotency key) when the transport failed after the request may have been sent (the
+    connection dropped, a read timeout, the deadline). Never retried: check the vendor
+    (or accept at most once) instead; the outbox dead-letters it with this reason.
+    """
 
 
 class MalformedResponse(MessagingError):

@@ -6,6 +6,12 @@ every header, body bytes; credentials already applied) and returns a
 :class:`~msgbridge.errors.VendorUnavailable` for transport failures. The contract, which
 ``msgbridge.testing.check_sender`` verifies for any sender:
 
+- classify transport failures: :class:`~msgbridge.errors.ConnectFailed` only when nothing
+  can have been sent (connect refused or timed out, DNS), a plain ``VendorUnavailable``
+  when the request may have reached the vendor (the delivery loop then refuses to retry
+  a request with ``retry_when_ambiguous=False``);
+- never resend a request on its own when its ``retry_when_ambiguous`` is ``False``;
+
 - send exactly the URL, headers and body it was given (no re-encoding of the path);
 - never follow a redirect (a redirect would resend credentials to another origin): return
   the 3xx answer as it is, the delivery loop turns it into a typed error;
@@ -30,6 +36,7 @@ import httpx
 from msgbridge.adapter import PreparedRequest, ResponseView
 from msgbridge.errors import (
     ConfigurationError,
+    ConnectFailed,
     MalformedResponse,
     MessagingError,
     UnexpectedError,
@@ -110,11 +117,26 @@ def _capped(timeout: httpx.Timeout, deadline: float) -> httpx.Timeout:
     )
 
 
-def transport_error(request: PreparedRequest, exc: BaseException) -> VendorUnavailable:
+def transport_error(
+    request: PreparedRequest, exc: BaseException, *, sent_nothing: bool = False
+) -> VendorUnavailable:
+    """A transport failure; *sent_nothing* when no byte of the request can have left
+    (connect refused or timed out, DNS, TLS handshake, pool wait): a
+    :class:`~msgbridge.errors.ConnectFailed`, always safe to retry. Anything else may have
+    reached the vendor (the delivery loop decides whether that may be retried)."""
+    if sent_nothing:
+        return ConnectFailed(
+            f"could not connect to the vendor (nothing was sent): {type(exc).__name__}: {exc}",
+            subject_id=request.subject_id,
+        )
     return VendorUnavailable(
         f"transport error talking to the vendor: {type(exc).__name__}: {exc}",
         subject_id=request.subject_id,
     )
+
+
+#: httpx's failures that happen before any byte of the request is written.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def deadline_error(request: PreparedRequest, deadline: float) -> VendorUnavailable:
@@ -191,7 +213,7 @@ class HttpxSender:
         except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
             return unsendable(request, exc)
         except httpx.TransportError as exc:
-            return transport_error(request, exc)
+            return transport_error(request, exc, sent_nothing=isinstance(exc, _NOT_SENT))
         except httpx.DecodingError as exc:
             return _undecodable(request, exc)
 
@@ -241,7 +263,7 @@ class AsyncHttpxSender:
         except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
             return unsendable(request, exc)
         except httpx.TransportError as exc:
-            return transport_error(request, exc)
+            return transport_error(request, exc, sent_nothing=isinstance(exc, _NOT_SENT))
         except httpx.DecodingError as exc:
             return _undecodable(request, exc)
 

@@ -511,7 +511,7 @@ async def test_observers_see_every_attempt(mode: str) -> None:
         (e.attempt, e.http_status, e.error, e.will_retry, e.delay, e.trace_id) for e in events
     ] == [
         (1, 429, "RateLimited", True, 3.0, None),
-        (2, None, "VendorUnavailable", True, retry_wait, None),
+        (2, None, "ConnectFailed", True, retry_wait, None),
         (3, 200, None, False, None, "trace-ok"),
     ]
     assert {(e.connection, e.adapter, e.subject_id, e.operation) for e in events} == {

@@ -16,9 +16,9 @@ import pytest
 from yarl import URL
 
 from msgbridge.adapter import PreparedRequest, ResponseView
-from msgbridge.errors import MessagingError, VendorUnavailable
+from msgbridge.errors import ConnectFailed, MessagingError, VendorUnavailable
 from msgbridge.fast import AiohttpSender
-from msgbridge.senders import AsyncHttpxSender, HttpxSender
+from msgbridge.senders import AsyncHttpxSender, HttpxSender, transport_error
 from msgbridge.testing.senders import (
     SenderCheckServer,
     SenderConformanceError,
@@ -120,10 +120,68 @@ class _NoDeadline(HttpxSender):
                 )
             )
         except httpx.TransportError as exc:
-            return VendorUnavailable(str(exc))
+            return transport_error(request, exc, sent_nothing=isinstance(exc, httpx.ConnectError))
         return ResponseView(response.status_code, response.headers, response.content)
 
 
 def test_kit_catches_a_sender_without_a_total_deadline(server: SenderCheckServer) -> None:
     with pytest.raises(SenderConformanceError, match="deadline must bound the whole attempt"):
         check_sender(lambda d: _NoDeadline(deadline=d), server)
+
+
+class _Unclassified(HttpxSender):
+    """Every transport failure a plain VendorUnavailable: a refused connection then looks
+    like one that may have been applied, and a must-not-repeat publish is never retried."""
+
+    def send(self, request: PreparedRequest) -> ResponseView | MessagingError:
+        reply = super().send(request)
+        if isinstance(reply, VendorUnavailable):
+            return VendorUnavailable(reply.message)
+        return reply
+
+
+def test_kit_catches_a_sender_that_does_not_say_nothing_was_sent(
+    server: SenderCheckServer,
+) -> None:
+    with pytest.raises(SenderConformanceError, match=r"refused connection must be .*ConnectFailed"):
+        check_sender(lambda d: _Unclassified(deadline=d), server)
+
+
+class _Resending(HttpxSender):
+    """A client that "helpfully" resends once after a dropped connection, as aiohttp does
+    for idempotent methods and msgbridge's fast sender used to for every request."""
+
+    def send(self, request: PreparedRequest) -> ResponseView | MessagingError:
+        reply = super().send(request)
+        if isinstance(reply, VendorUnavailable) and not isinstance(reply, ConnectFailed):
+            return super().send(request)
+        return reply
+
+
+def test_kit_catches_a_sender_that_resends_a_request_that_may_be_sent_once(
+    server: SenderCheckServer,
+) -> None:
+    with pytest.raises(SenderConformanceError, match="reached the server 2 times"):
+        check_sender(lambda d: _Resending(deadline=d), server)
+
+
+async def test_aiohttp_sender_never_resends_a_put_that_may_be_sent_once(
+    server: SenderCheckServer,
+) -> None:
+    """aiohttp resends a PUT on its own after a disconnect; the fast sender stops it."""
+    sender = AiohttpSender(deadline=2.0)
+    seen: dict[bool, int] = {}
+    try:
+        for retry_when_ambiguous in (True, False):
+            server.vendor.recorder.clear()
+            request = server.request(
+                "PUT", "/hangup", body=b"{}", retry_when_ambiguous=retry_when_ambiguous
+            )
+            reply = await sender.send(request)
+            assert isinstance(reply, VendorUnavailable)
+            assert not isinstance(reply, ConnectFailed)
+            seen[retry_when_ambiguous] = len(server.vendor.recorder.requests)
+    finally:
+        await sender.aclose()
+    assert seen[True] > 1  # what aiohttp does by default
+    assert seen[False] == 1

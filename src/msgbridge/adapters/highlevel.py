@@ -483,6 +483,9 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             operation=Operation.PUBLISH_INBOUND,
             subject_id=message.message_id,
             context={"provider_retry_after": settings.provider_retry_after},
+            # No idempotency key: a resend after the request may have arrived could
+            # duplicate the message, so an ambiguous failure is OutcomeUnknown.
+            retry_when_ambiguous=False,
         )
 
     def webhook_verifier(self, options: Mapping[str, Any]) -> Any:

@@ -142,6 +142,7 @@ def stats_json(stats: OutboxStats) -> dict[str, Any]:
         "rows": [
             {
                 "connection": r.connection,
+                "kind": r.kind,
                 "state": r.state,
                 "ready": r.ready,
                 "scheduled": r.scheduled,
@@ -159,13 +160,15 @@ def stats_json(stats: OutboxStats) -> dict[str, Any]:
 def stats_table(stats: OutboxStats, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("connection")
+    table.add_column("kind")
     table.add_column("state")
     for name in ("ready", "scheduled", "leased", "retrying", "dead"):
         table.add_column(name, justify="right")
     for row in stats.rows:
         table.add_row(
             cell(row.connection),
-            cell(row.state),
+            cell(row.kind),
+            cell(row.state if row.kind == "status" else None),
             cell(row.ready),
             cell(row.scheduled),
             cell(row.leased),
@@ -175,6 +178,7 @@ def stats_table(stats: OutboxStats, title: str) -> Table:
     table.add_section()
     table.add_row(
         cell("total"),
+        cell(""),
         cell(""),
         cell(sum(r.ready for r in stats.rows)),
         cell(sum(r.scheduled for r in stats.rows)),
@@ -589,15 +593,17 @@ def dead(
         console.print(table)
         return
     table = Table(title="dead letters", title_justify="left")
-    for name in ("id", "connection", "subject", "state", "attempts", "error", "HTTP", "trace id"):
+    columns = ("id", "connection", "kind", "subject", "state", "attempts", "error", "HTTP")
+    for name in (*columns, "trace id"):
         table.add_column(name)
     table.add_column("reason", overflow="fold", max_width=60)
     for letter in letters:
         table.add_row(
             cell(letter.id),
             cell(letter.connection),
+            cell(letter.kind),
             cell(letter.subject_id),
-            cell(letter.state.value if letter.state is not None else letter.kind),
+            cell(letter.state.value if letter.state is not None else None),
             cell(letter.attempts),
             cell(letter.error_type),
             cell(letter.http_status),

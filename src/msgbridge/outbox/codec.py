@@ -8,8 +8,10 @@ from typing import Any
 import attrs
 
 from msgbridge.errors import InvalidStatus
+from msgbridge.inbound.model import IncomingMessage
+from msgbridge.inbound.serialization import incoming_from_json, incoming_to_json
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus, check_identifier
-from msgbridge.outbox.model import CONVERSATION, STATUS, Update
+from msgbridge.outbox.model import CONVERSATION, INBOUND, STATUS, Update
 from msgbridge.serialization import (
     conversation_from_json,
     conversation_to_json,
@@ -60,8 +62,18 @@ def encode(connection: object, update: object) -> Encoded:
                 field="conversation",
             )
         return Encoded(connection, CONVERSATION, update.conversation_id, None, _dumps(data), update)
+    if isinstance(update, IncomingMessage):
+        attrs.validate(update)
+        data = incoming_to_json(update)
+        if incoming_from_json(json.loads(_dumps(data))) != update:
+            raise InvalidStatus(
+                "message does not survive its JSON form", connection=connection, field="message"
+            )
+        # Keyed by the message's own id (its idempotency key): never coalesced.
+        return Encoded(connection, INBOUND, update.message_id, None, _dumps(data), update)
     raise InvalidStatus(
-        f"expected a MessageStatus or ConversationUpdate, got {type(update).__name__}",
+        "expected a MessageStatus, ConversationUpdate or IncomingMessage, got "
+        f"{type(update).__name__}",
         connection=connection,
     )
 
@@ -78,12 +90,16 @@ def decode(kind: str, payload: str) -> Update:
         return status_from_json(data)
     if kind == CONVERSATION:
         return conversation_from_json(data)
+    if kind == INBOUND:
+        return incoming_from_json(data)
     raise InvalidStatus(f"stored update has unknown kind {kind!r}")
 
 
 def encode_update(update: Update) -> str:
     if isinstance(update, MessageStatus):
         return _dumps(status_to_json(update))
+    if isinstance(update, IncomingMessage):
+        return _dumps(incoming_to_json(update))
     return _dumps(conversation_to_json(update))
 
 

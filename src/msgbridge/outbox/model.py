@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from msgbridge.inbound.model import IncomingMessage
 from msgbridge.model import ConversationUpdate, DeliveryState, MessageStatus
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "StatsRow",
 ]
 
-Update = MessageStatus | ConversationUpdate
+Update = MessageStatus | ConversationUpdate | IncomingMessage
 
 #: ``kind`` column values.
 STATUS = "status"
 CONVERSATION = "conversation"
+#: A contact's message to publish (:meth:`~msgbridge.outbox.Outbox.publish`).
+INBOUND = "inbound"
 
 
 class EnqueueOutcome(str, enum.Enum):
@@ -36,14 +39,16 @@ class EnqueueOutcome(str, enum.Enum):
     REPLACED = "replaced"
     #: A pending conversation update was merged with this one (later non-null fields win).
     MERGED = "merged"
-    #: Identical to what is already pending: nothing changed.
+    #: Identical to what is already pending: nothing changed (for a publish: the same
+    #: message is already waiting to be published).
     UNCHANGED = "unchanged"
     #: Dropped: the pending status for this message is one this may not follow
     #: (e.g. ``delivered`` while ``read`` is pending).
     SUPERSEDED = "superseded"
     #: Refused: the state already applied at the vendor is one this may not follow.
     STALE = "stale"
-    #: Refused: this state is the one already applied at the vendor.
+    #: Refused: this state is the one already applied at the vendor (for a publish: a
+    #: different message with the same ``message_id`` is already pending).
     DUPLICATE = "duplicate"
 
     @property
@@ -123,7 +128,8 @@ class DeadLetter:
 
 @attrs.frozen
 class StatsRow:
-    """Counts for one (connection, state); conversation updates use state ``conversation``."""
+    """Counts for one (connection, state); conversation updates use state
+    ``conversation``, publishes ``inbound`` (their kind)."""
 
     connection: str
     state: str
@@ -136,6 +142,8 @@ class StatsRow:
     #: Pending rows that have failed at least once.
     retrying: int = 0
     dead: int = 0
+    #: ``status``, ``conversation`` or ``inbound`` (a publish).
+    kind: str = "status"
 
     @property
     def pending(self) -> int:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from msgbridge.errors import ConfigurationError, InvalidStatus
+from msgbridge.inbound.model import IncomingMessage
 from msgbridge.model import ConversationUpdate, MessageStatus
 from msgbridge.outbox import sql
 from msgbridge.outbox.codec import encode
@@ -31,7 +32,8 @@ class Outbox:
     pending one only if its state may follow the pending state (else it is
     ``SUPERSEDED``); a status that may not follow the state already *applied* at the
     vendor is refused as ``STALE`` (the same state: ``DUPLICATE``). Conversation updates
-    merge field by field, the later non-null value winning.
+    merge field by field, the later non-null value winning. Contacts' messages to publish
+    (:meth:`publish`) are never coalesced: one row per message id.
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class Outbox:
     def enqueue(
         self,
         connection: str,
-        update: MessageStatus | ConversationUpdate,
+        update: MessageStatus | ConversationUpdate | IncomingMessage,
         *,
         conn: Any = None,
     ) -> EnqueueResult:
@@ -66,9 +68,36 @@ class Outbox:
         with self._transaction(conn) as tx:
             return sql.enqueue(tx, encoded, now)
 
+    def publish(
+        self,
+        connection: str,
+        message: IncomingMessage,
+        *,
+        conn: Any = None,
+    ) -> EnqueueResult:
+        """Store a contact's *message* to publish into *connection*'s CRM; returns once
+        durable (``conn=`` as for :meth:`enqueue`).
+
+        Publishes are not coalesced: each ``message_id`` is one row (``ENQUEUED``); the
+        same message again while it is pending is ``UNCHANGED``, and a different message
+        reusing a pending id is refused as ``DUPLICATE``. A worker publishes it through
+        the bridge's publish path (no state guard). HubSpot's derived idempotency id makes
+        a repeat harmless, so its publishes are applied exactly once; a HighLevel publish
+        whose outcome is unknown (the connection dropped after sending, or its worker died
+        mid-request) is never sent again but dead-lettered as ``OutcomeUnknown``: at most
+        once. Invalid input raises :class:`~msgbridge.errors.InvalidStatus` first.
+        """
+        if not isinstance(message, IncomingMessage):
+            raise InvalidStatus(
+                f"publish expects an IncomingMessage, got {type(message).__name__}",
+                connection=connection if isinstance(connection, str) else None,
+                field="message",
+            )
+        return self.enqueue(connection, message, conn=conn)
+
     def enqueue_many(
         self,
-        items: Iterable[tuple[str, MessageStatus | ConversationUpdate]],
+        items: Iterable[tuple[str, MessageStatus | ConversationUpdate | IncomingMessage]],
         *,
         conn: Any = None,
     ) -> list[EnqueueResult]:

@@ -35,6 +35,18 @@ Version 2 (many workers, :mod:`msgbridge.outbox.leases`):
 ``msgbridge_outbox.fence``
     The connection lease's fence under which the row was leased; every settle statement
     matches it, so a worker that lost its lease settles nothing.
+
+Version 3 (publishing, :meth:`~msgbridge.outbox.Outbox.publish`):
+
+``msgbridge_outbox.kind``
+    May be ``inbound``: a contact's message to publish (``subject_id`` is its own
+    ``message_id``; never coalesced). SQLite cannot change a CHECK constraint in place,
+    so the table is rebuilt (rows, ids and leases kept).
+``msgbridge_outbox.sent_at``
+    Set, durably, right before a publish is handed to the bridge; cleared when the
+    attempt surely ended unapplied. A row leased again with it set was being sent when
+    its worker died or lost its lease: a publish that must not be repeated (HighLevel)
+    is then dead-lettered as ``OutcomeUnknown`` instead of sent a second time.
 """
 
 from __future__ import annotations
@@ -200,8 +212,49 @@ def _v2(real: str, text: str) -> list[str]:
 _SQLITE_V2 = _v2("REAL", "TEXT")
 _POSTGRES_V2 = _v2("DOUBLE PRECISION", "TEXT")
 
+_OUTBOX_COLUMNS = (
+    "id, connection, kind, subject_id, state, payload, version, attempts, created_at, "
+    "updated_at, available_at, lease_owner, lease_until, last_error, fence"
+)
+
+_SQLITE_V3 = [
+    """
+    CREATE TABLE msgbridge_outbox_v3 (
+        id           INTEGER PRIMARY KEY,
+        connection   TEXT    NOT NULL,
+        kind         TEXT    NOT NULL CHECK (kind IN ('status', 'conversation', 'inbound')),
+        subject_id   TEXT    NOT NULL,
+        state        TEXT,
+        payload      TEXT    NOT NULL,
+        version      INTEGER NOT NULL DEFAULT 1,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        created_at   REAL    NOT NULL,
+        updated_at   REAL    NOT NULL,
+        available_at REAL    NOT NULL,
+        lease_owner  TEXT,
+        lease_until  REAL,
+        last_error   TEXT,
+        fence        BIGINT,
+        sent_at      REAL,
+        UNIQUE (connection, kind, subject_id)
+    )
+    """,
+    f"INSERT INTO msgbridge_outbox_v3 ({_OUTBOX_COLUMNS}) "  # noqa: S608 - constants
+    f"SELECT {_OUTBOX_COLUMNS} FROM msgbridge_outbox",
+    "DROP TABLE msgbridge_outbox",
+    "ALTER TABLE msgbridge_outbox_v3 RENAME TO msgbridge_outbox",
+    "CREATE INDEX msgbridge_outbox_ready ON msgbridge_outbox (available_at, id)",
+]
+
+_POSTGRES_V3 = [
+    "ALTER TABLE msgbridge_outbox DROP CONSTRAINT msgbridge_outbox_kind_check",
+    "ALTER TABLE msgbridge_outbox ADD CONSTRAINT msgbridge_outbox_kind_check "
+    "CHECK (kind IN ('status', 'conversation', 'inbound'))",
+    "ALTER TABLE msgbridge_outbox ADD COLUMN sent_at DOUBLE PRECISION",
+]
+
 #: ``MIGRATIONS[dialect][n]``: statements from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _SQLITE_V2],
-    "postgresql": [_POSTGRES_V1, _POSTGRES_V2],
+    "sqlite": [_SQLITE_V1, _SQLITE_V2, _SQLITE_V3],
+    "postgresql": [_POSTGRES_V1, _POSTGRES_V2, _POSTGRES_V3],
 }

@@ -18,6 +18,7 @@ from msgbridge.outbox.codec import (
 )
 from msgbridge.outbox.errors import StorageError
 from msgbridge.outbox.model import (
+    INBOUND,
     STATUS,
     DeadLetter,
     EnqueueOutcome,
@@ -107,6 +108,18 @@ def enqueue(tx: Tx, enc: Encoded, now: float) -> EnqueueResult:
     else:  # pragma: no cover - three lost races in a row
         raise StorageError("enqueue kept racing with concurrent deliveries; try again")
     row_id, _, old_payload, version = int(pending[0]), pending[1], str(pending[2]), int(pending[3])
+    if enc.kind == INBOUND:
+        # Publishes are never coalesced: the id is the message's identity.
+        if enc.payload == old_payload:
+            return _result(enc, EnqueueOutcome.UNCHANGED, id=row_id, version=version)
+        return _result(
+            enc,
+            EnqueueOutcome.DUPLICATE,
+            id=row_id,
+            version=version,
+            detail=f"another message with id {enc.subject_id!r} is already pending for "
+            "publishing; message ids must be unique per connection",
+        )
     try:
         old: Update | None = decode(enc.kind, old_payload)
     except InvalidStatus:
@@ -277,21 +290,45 @@ def finish(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
     return release(tx, row, owner, now)
 
 
-def release(tx: Tx, row: LeasedRow, owner: str, now: float) -> str:
-    """Give the row back (a newer version is pending): ``"released"`` or ``"lost"``."""
+def release(tx: Tx, row: LeasedRow, owner: str, now: float, *, unsent: bool = True) -> str:
+    """Give the row back (a newer version is pending, or it was not sent):
+    ``"released"`` or ``"lost"``. ``unsent=False`` when it may have been sent (no
+    receipt): its ``sent_at`` stays, so a publish that must not repeat is not resent."""
+    sent = "sent_at = NULL, " if unsent else ""
     changed = tx.execute(
-        "UPDATE msgbridge_outbox SET lease_owner = NULL, lease_until = NULL, available_at = ? "  # noqa: S608
-        f"WHERE id = ? AND {HELD}",
+        f"UPDATE msgbridge_outbox SET {sent}lease_owner = NULL, lease_until = NULL, "  # noqa: S608
+        f"available_at = ? WHERE id = ? AND {HELD}",
         (now, row.id, *_held(row, owner)),
     )
     return "released" if changed else "lost"
+
+
+def mark_sending(tx: Tx, rows: Sequence[LeasedRow], owner: str, now: float) -> None:
+    """Record, before the requests go out, that these publishes are being sent."""
+    tx.executemany(
+        f"UPDATE msgbridge_outbox SET sent_at = ? WHERE id = ? AND {HELD}",  # noqa: S608
+        [(now, row.id, *_held(row, owner)) for row in rows],
+    )
+
+
+def interrupted(tx: Tx, ids: Sequence[int]) -> set[int]:
+    """Which of the publish rows *ids* were being sent by a worker that never settled them."""
+    if not ids:
+        return set()
+    rows = tx.fetchall(
+        "SELECT id FROM msgbridge_outbox "  # noqa: S608
+        f"WHERE sent_at IS NOT NULL AND id {tx.in_list}",
+        (tx.id_list(list(ids)),),
+    )
+    return {int(r[0]) for r in rows}
 
 
 def reschedule(tx: Tx, row: LeasedRow, owner: str, at: float, error: str, now: float) -> bool:
     return bool(
         tx.execute(
             "UPDATE msgbridge_outbox SET attempts = attempts + 1, available_at = ?, "  # noqa: S608
-            "lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ? "
+            "lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ?, "
+            "sent_at = NULL "
             f"WHERE id = ? AND {HELD}",
             (at, error[:4000], now, row.id, *_held(row, owner)),
         )
@@ -485,26 +522,27 @@ def delete_dead(tx: Tx, dead_id: int) -> None:
 
 def stats(tx: Tx, now: float) -> tuple[list[StatsRow], float | None]:
     rows = tx.fetchall(
-        "SELECT connection, COALESCE(state, 'conversation'), "
+        "SELECT connection, COALESCE(state, kind), kind, "
         "SUM(CASE WHEN lease_owner IS NOT NULL AND lease_until > ? THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN (lease_owner IS NULL OR lease_until <= ?) AND available_at <= ? "
         "THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN lease_owner IS NULL AND available_at > ? THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), "
         "MIN(created_at) "
-        "FROM msgbridge_outbox GROUP BY connection, COALESCE(state, 'conversation')",
+        "FROM msgbridge_outbox GROUP BY connection, COALESCE(state, kind), kind",
         (now, now, now, now),
     )
     dead = tx.fetchall(
-        "SELECT connection, COALESCE(state, 'conversation'), count(*) "
-        "FROM msgbridge_dead_letters GROUP BY connection, COALESCE(state, 'conversation')",
+        "SELECT connection, COALESCE(state, kind), kind, count(*) "
+        "FROM msgbridge_dead_letters GROUP BY connection, COALESCE(state, kind), kind",
     )
     table: dict[tuple[str, str], StatsRow] = {}
     oldest: float | None = None
-    for connection, state, leased, ready, scheduled, retrying, created in rows:
+    for connection, state, kind, leased, ready, scheduled, retrying, created in rows:
         table[(str(connection), str(state))] = StatsRow(
             str(connection),
             str(state),
+            kind=str(kind),
             ready=int(ready or 0),
             scheduled=int(scheduled or 0),
             leased=int(leased or 0),
@@ -512,9 +550,9 @@ def stats(tx: Tx, now: float) -> tuple[list[StatsRow], float | None]:
         )
         if created is not None:
             oldest = float(created) if oldest is None else min(oldest, float(created))
-    for connection, state, count in dead:
+    for connection, state, kind, count in dead:
         key = (str(connection), str(state))
-        row = table.get(key, StatsRow(key[0], key[1]))
+        row = table.get(key, StatsRow(key[0], key[1], kind=str(kind)))
         table[key] = attrs.evolve(row, dead=int(count))
     ordered = [table[k] for k in sorted(table)]
     return ordered, (max(0.0, now - oldest) if oldest is not None else None)

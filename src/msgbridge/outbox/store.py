@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Schema version this code writes and understands.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: SQLite ``PRAGMA application_id`` of a msgbridge outbox: ASCII "MSGB".
 APPLICATION_ID = 0x4D534742
 

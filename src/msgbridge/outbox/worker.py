@@ -25,6 +25,12 @@ One batch:
    * ``FAILED`` otherwise, or after ``retry.max_attempts`` → a dead letter with the
      reason, error type, HTTP status and the vendor's trace id.
 
+Publishes (kind ``inbound``) go through the same ``update_many`` (the bridge's publish
+path, no guard). Before they are sent, their rows are marked ``sent_at`` in one commit; a
+row leased again with that mark (its worker died or lost the lease mid-request) whose
+publish must not be repeated (``retry_when_ambiguous=False``: HighLevel) is dead-lettered
+as ``OutcomeUnknown`` instead of being sent twice; HubSpot's is simply sent again.
+
 A worker that dies leaves leases that expire after ``lease_seconds`` and return; every
 settle statement matches the row's owner *and* its connection lease's fence, so a worker
 that lost a lease settles nothing. Delivery is at least once; the state guard turns a
@@ -53,14 +59,16 @@ from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
     MessagingError,
+    OutcomeUnknown,
 )
+from msgbridge.inbound.model import IncomingMessage
 from msgbridge.model import ConversationUpdate, MessageStatus, Outcome, Receipt
 from msgbridge.outbox import sql
 from msgbridge.outbox.codec import decode
 from msgbridge.outbox.errors import LeaseLost, StorageError
 from msgbridge.outbox.guard import Applied, Key, PersistentGuard
 from msgbridge.outbox.leases import ConnectionLeases
-from msgbridge.outbox.model import STATUS, BatchReport
+from msgbridge.outbox.model import INBOUND, STATUS, BatchReport
 from msgbridge.outbox.outbox import Outbox
 from msgbridge.outbox.sql import LeasedRow
 from msgbridge.outbox.store import Store
@@ -80,7 +88,7 @@ OUTBOX_RETRY = RetryPolicy(
     max_attempts=10, initial_backoff=2.0, max_backoff=900.0, multiplier=3.0, deadline=1e12
 )
 
-Update = MessageStatus | ConversationUpdate
+Update = MessageStatus | ConversationUpdate | IncomingMessage
 #: Settlement of a row that was sent but has no receipt: give it back.
 NO_RECEIPT = "no receipt"
 
@@ -335,6 +343,7 @@ class OutboxWorker:
             )
             rows = [LeasedRow.from_row(r) for r in raw]
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
+            interrupted = sql.interrupted(tx, [r.id for r in rows if r.kind == INBOUND])
         if not rows:
             return report
         report.batches = 1
@@ -356,6 +365,9 @@ class OutboxWorker:
             ):
                 settled[row.id] = _stale(row, update, previous)
                 continue
+            if row.id in interrupted and not self._repeat_safe(row.connection, update):
+                settled[row.id] = _interrupted(row)
+                continue
             if self.leases is not None and self._fence_now(row.connection) != row.fence:
                 settled[row.id] = NO_RECEIPT  # the lease is not surely ours: give it back
                 report.fenced += 1
@@ -364,6 +376,10 @@ class OutboxWorker:
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
         self._batch_fences = {r.connection: r.fence for r in to_send if r.fence is not None}
+        publishes = [r for r in to_send if r.kind == INBOUND]
+        if publishes:  # durably, before any of them can reach the vendor
+            with self.store.transaction() as tx:
+                sql.mark_sending(tx, publishes, self.owner, self.clock())
         if items:
             known: dict[Key, Applied | None] = {
                 (r.connection, r.subject_id): applied.get(r.id) for r in to_send if r.kind == STATUS
@@ -386,6 +402,17 @@ class OutboxWorker:
         self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
         self.totals.add(report)
         return report
+
+    def _repeat_safe(self, connection: str, update: Update) -> bool:
+        """Whether sending this publish again is safe after an attempt whose outcome is
+        unknown (its adapter's ``retry_when_ambiguous``; HubSpot yes, HighLevel no)."""
+        bound = self.bridge.connections.get(connection)
+        if bound is None or not isinstance(update, IncomingMessage):
+            return True
+        try:
+            return bound.adapter.prepare_inbound(update, bound.settings).retry_when_ambiguous
+        except Exception:  # refused before any I/O: sending it again sends nothing
+            return True
 
     def _fence_now(self, connection: str) -> int | None:
         assert self.leases is not None
@@ -436,7 +463,9 @@ class OutboxWorker:
                 result = settled[row.id]
                 if isinstance(result, str):
                     if result == NO_RECEIPT:  # interrupted, or a bridge contract violation
-                        self._count(report, sql.release(tx, row, self.owner, now))
+                        # It may have been sent: a publish keeps its "being sent" mark.
+                        released = sql.release(tx, row, self.owner, now, unsent=False)
+                        self._count(report, released)
                         continue
                     outcome = sql.bury(
                         tx,
@@ -660,6 +689,26 @@ class OutboxWorker:
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self.owner} on {self.store.location}>"
+
+
+def _interrupted(row: LeasedRow) -> Receipt:
+    """A publish that must not repeat, found half-sent: its worker died or lost the lease
+    while sending it, so whether the vendor applied it is unknown."""
+    error = OutcomeUnknown(
+        "a previous attempt to publish this message was interrupted (its worker stopped or "
+        "lost its lease while sending); the vendor may or may not have applied it, and "
+        "msgbridge did not send it again to avoid a duplicate",
+        connection=row.connection,
+        subject_id=row.subject_id,
+    )
+    return Receipt(
+        Outcome.FAILED,
+        connection=row.connection,
+        adapter="",
+        subject_id=row.subject_id,
+        error=error,
+        detail=error.message,
+    )
 
 
 def _stale(row: LeasedRow, update: MessageStatus, previous: Applied) -> Receipt:

@@ -2,7 +2,10 @@
 
 The contract (:mod:`msgbridge.senders`): send exactly the URL, headers and body it is
 given; never follow a redirect; bound every attempt by a total deadline; report a
-transport failure as :class:`~msgbridge.errors.VendorUnavailable`. These checks run a
+transport failure as :class:`~msgbridge.errors.VendorUnavailable`, and as
+:class:`~msgbridge.errors.ConnectFailed` exactly when nothing can have been sent (a
+refused connection); never resend a request whose ``retry_when_ambiguous`` is ``False``
+(a server that reads it and hangs up must see it once). These checks run a
 real HTTP server on loopback (the standard library's, in a thread), so they prove what
 reaches the wire, not what a mock saw::
 
@@ -28,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from msgbridge.adapter import PreparedRequest, ResponseView
-from msgbridge.errors import VendorUnavailable
+from msgbridge.errors import ConnectFailed, VendorUnavailable
 
 __all__ = [
     "REDIRECT_STATUSES",
@@ -83,6 +86,10 @@ def _handler(recorder: _Recorder, other_origin: Callable[[], str]) -> type[Any]:
                 self.send_header("Location", f"{other_origin()}/stolen?secret=query")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif path.startswith("/hangup"):
+                # Read the whole request, then close without a word: the client cannot
+                # tell whether it was applied.
+                self.close_connection = True
             elif path.startswith("/trickle"):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -152,12 +159,25 @@ class SenderCheckServer:
         self.other.stop()
 
     def request(
-        self, method: str, path: str, *, body: bytes | None = None, **headers: str
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        retry_when_ambiguous: bool = True,
+        **headers: str,
     ) -> PreparedRequest:
         sent = {"Accept": "application/json", "User-Agent": "msgbridge", **headers}
         if body is not None:
             sent["Content-Type"] = "application/json"
-        return PreparedRequest(method, f"{self.vendor.origin}{path}", sent, body, subject_id="s1")
+        return PreparedRequest(
+            method,
+            f"{self.vendor.origin}{path}",
+            sent,
+            body,
+            subject_id="s1",
+            retry_when_ambiguous=retry_when_ambiguous,
+        )
 
     def closed_port_request(self) -> PreparedRequest:
         with socket.socket() as probe:
@@ -192,13 +212,11 @@ def _cases(
         if reply.header("x-echo-path") != "yes":
             raise _fail("the ResponseView lost the response headers")
 
+    signed: dict[str, Any] = {"X-Signature": "abc123", "Version": "2021-04-15"}
     yield (
         "sends the URL, headers and body bytes exactly",
         server.request(
-            "PUT",
-            RESERVED_PATH,
-            body='{"status":"read","note":"é"}'.encode(),
-            **{"X-Signature": "abc123", "Version": "2021-04-15"},
+            "PUT", RESERVED_PATH, body='{"status":"read","note":"é"}'.encode(), **signed
         ),
         verbatim,
     )
@@ -226,14 +244,38 @@ def _cases(
             )
 
     def unavailable(reply: Any) -> None:
-        if not isinstance(reply, VendorUnavailable) or not reply.retryable:
-            raise _fail(f"a refused connection must be a retryable VendorUnavailable: {reply!r}")
+        if not isinstance(reply, ConnectFailed) or not reply.retryable:
+            raise _fail(
+                "a refused connection must be a retryable ConnectFailed (nothing was sent, "
+                f"so even a request that must not be repeated may be retried): {reply!r}"
+            )
 
     yield (
-        "reports a refused connection as VendorUnavailable",
+        "reports a refused connection as ConnectFailed",
         server.closed_port_request(),
         unavailable,
     )
+    for method in ("POST", "PUT"):
+
+        def once(reply: Any, method: str = method) -> None:
+            seen = len(vendor.requests)
+            if seen != 1:
+                raise _fail(
+                    f"a {method} with retry_when_ambiguous=False reached the server {seen} "
+                    "times after it hung up (a sender must never resend such a request)"
+                )
+            if not isinstance(reply, VendorUnavailable) or isinstance(reply, ConnectFailed):
+                raise _fail(
+                    "a server that read the request and hung up must be reported as a "
+                    "VendorUnavailable that is not ConnectFailed (the request may have been "
+                    f"applied): {reply!r}"
+                )
+
+        yield (
+            f"never resends a {method} that may be sent only once",
+            server.request(method, "/hangup", body=b"{}", retry_when_ambiguous=False),
+            once,
+        )
 
 
 def _judge_deadline(reply: Any, took: float, deadline: float) -> None:
