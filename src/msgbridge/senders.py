@@ -11,7 +11,6 @@ every header, body bytes; credentials already applied) and returns a
   when the request may have reached the vendor (the delivery loop then refuses to retry
   a request with ``retry_when_ambiguous=False``);
 - never resend a request on its own when its ``retry_when_ambiguous`` is ``False``;
-
 - send exactly the URL, headers and body it was given (no re-encoding of the path);
 - never follow a redirect (a redirect would resend credentials to another origin): return
   the 3xx answer as it is, the delivery loop turns it into a typed error;
