@@ -207,9 +207,7 @@ class Planner:
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None
-        request, prepared = _prepared(
-            bound, adapter.prepare_status, update, bound.settings
-        )
+        request, prepared = _prepared(bound, adapter.prepare_status, update, bound.settings)
 
         job = Delivery(
             connection=name,
