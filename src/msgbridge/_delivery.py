@@ -80,10 +80,14 @@ class Delivery:
     connection: str
     adapter: Adapter[Any]
     request: RequestSpec
+    #: ``request`` as it goes on the wire: its path joined to the connection's base URL.
+    prepared: PreparedRequest
     credential: Credential
     key: Key
     state: DeliveryState | None = None
     vendor_value: str | None = None
+    #: The connection's parsed settings, for ``adapter.interpret``.
+    settings: Any = None
 
 
 Step = Send | Sleep | Hold | Release
@@ -129,7 +133,7 @@ def deliver(
     adapter = job.adapter
     credential = job.credential
     refreshing = credential if isinstance(credential, RefreshingCredential) else None
-    prepared = base = request.prepare()
+    prepared = base = job.prepared
     started = clock()
     attempt = 0
     while True:
@@ -168,7 +172,7 @@ def deliver(
                 operation = request.operation
                 reply = yield Send(prepared.with_headers(_headers(credential, prepared)))
             if isinstance(reply, ResponseView):
-                read = _read(adapter, request, reply)
+                read = _read(adapter, request, reply, job.settings)
                 if isinstance(read, MessagingError):
                     error = read
                 else:
@@ -278,14 +282,14 @@ def _headers(credential: Credential, prepared: PreparedRequest) -> Any:
 
 
 def _read(
-    adapter: Adapter[Any], request: RequestSpec, reply: ResponseView
+    adapter: Adapter[Any], request: RequestSpec, reply: ResponseView, settings: Any
 ) -> VendorResult | MessagingError:
     """The adapter's reading of an answer, or the typed error it amounts to."""
     status = reply.status
     if 300 <= status < 400:
         return _redirect(status, reply)
     try:
-        return adapter.interpret(request, reply)
+        return adapter.interpret(request, reply, settings)
     except MessagingError as exc:
         return exc
     except Exception as exc:  # an adapter bug must still end in a typed error

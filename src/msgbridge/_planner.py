@@ -19,7 +19,15 @@ import attrs
 from msgbridge._batch import batch_steps
 from msgbridge._delivery import Delivery, Sleep, deliver
 from msgbridge._sequencing import MessagePolicy
-from msgbridge.adapter import Adapter, Fidelity, Operation, RequestSpec, ResponseView
+from msgbridge.adapter import (
+    Adapter,
+    Fidelity,
+    Operation,
+    PreparedRequest,
+    RequestSpec,
+    ResponseView,
+    resolve_base_url,
+)
 from msgbridge.connection import Connection
 from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
@@ -43,12 +51,15 @@ log = logging.getLogger("msgbridge")
 
 @attrs.frozen
 class BoundConnection:
-    """A connection with its adapter, parsed settings and rate limiter, checked once."""
+    """A connection with its adapter, parsed settings, base URL and rate limiter,
+    checked once."""
 
     connection: Connection
     adapter: Adapter[Any]
     settings: Any
     limiter: SlidingWindowLimiter | None
+    #: The checked base URL without its trailing ``/``: request paths are appended to it.
+    base_url: str = ""
 
     @property
     def name(self) -> str:
@@ -102,8 +113,9 @@ class Planner:
             )
         adapter = self.registry.get(connection.adapter)
         settings = adapter.parse_settings(connection.settings)
+        base_url = resolve_base_url(adapter, settings, connection=connection.name)
         bound = BoundConnection(
-            connection, adapter, settings, self._limiter_for(connection, adapter)
+            connection, adapter, settings, self._limiter_for(connection, adapter), base_url
         )
         with self._lock:
             if connection.name in self._connections:
@@ -195,16 +207,18 @@ class Planner:
             )
         vendor_value = mapping.vendor_value
         assert vendor_value is not None
-        request = _prepared(adapter, name, adapter.prepare_status, update, bound.settings)
+        request, prepared = _prepared(bound, adapter.prepare_status, update, bound.settings)
 
         job = Delivery(
             connection=name,
             adapter=adapter,
             request=request,
+            prepared=prepared,
             credential=bound.connection.credentials,
             key=(name, "status", update.message_id),
             state=update.state,
             vendor_value=vendor_value,
+            settings=bound.settings,
         )
         # An early look saves a rate-limit slot; the guard only moves forward, so a
         # stale update now is stale later. The deciding look is inside the message's turn.
@@ -282,12 +296,15 @@ class Planner:
                 adapter=adapter.id,
                 subject_id=subject,
             )
+        request, prepared = _prepared(bound, prepare, adapter, bound.settings)
         return Delivery(
             connection=name,
             adapter=adapter,
-            request=_prepared(adapter, name, prepare, adapter, bound.settings),
+            request=request,
+            prepared=prepared,
             credential=bound.connection.credentials,
             key=(name, kind, subject),
+            settings=bound.settings,
         )
 
     def plan(
@@ -395,11 +412,14 @@ def _is_incoming(value: object) -> bool:
 
 
 def _prepared(
-    adapter: Adapter[Any], name: str, prepare: Callable[..., RequestSpec], *args: Any
-) -> RequestSpec:
-    """The adapter's request; its errors get their context, its bugs a typed error."""
+    bound: BoundConnection, prepare: Callable[..., RequestSpec], *args: Any
+) -> tuple[RequestSpec, PreparedRequest]:
+    """The adapter's request, and its bytes joined to the connection's base URL; its
+    errors (an unsafe path included) get their context, its bugs a typed error."""
+    adapter, name = bound.adapter, bound.connection.name
     try:
-        return prepare(*args)
+        request = prepare(*args)
+        return request, request.prepare(bound.base_url)
     except MessagingError as exc:
         raise exc.with_context(connection=name, adapter=adapter.id) from None
     except Exception as exc:  # an adapter bug still ends in a typed error

@@ -23,6 +23,8 @@ from msgbridge.email_status import EmailStatusUpdate
 from msgbridge.errors import (
     ConfigurationError,
     InvalidStatus,
+    MessagingError,
+    UnsafeRequest,
     UnsupportedOperation,
     UnsupportedStatus,
 )
@@ -49,8 +51,10 @@ __all__ = [
     "StateMapping",
     "VendorResult",
     "check_base_url",
+    "check_path",
     "dropped_fields",
     "path_segment",
+    "resolve_base_url",
 ]
 
 
@@ -142,6 +146,8 @@ class RateFeedback:
 
 @attrs.frozen
 class AdapterDefaults:
+    #: The vendor's API root; a connection's ``base_url`` setting overrides it (see
+    #: :meth:`Adapter.base_url`). Request paths are joined to it by the core.
     base_url: str
     rate_budget: RateBudget
     version: str | None = None
@@ -153,10 +159,15 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
 
 @attrs.frozen
 class RequestSpec:
-    """A vendor request, described, not sent. Never holds credentials."""
+    """A vendor request, described, not sent. Never holds credentials.
+
+    ``path`` (and query) is relative to the connection's base URL, which the core owns:
+    it starts with ``/``, is already percent-encoded (:func:`path_segment` per id) and
+    is checked by :func:`check_path` before anything is sent.
+    """
 
     method: str
-    url: str
+    path: str
     headers: Mapping[str, str] = attrs.field(factory=dict)
     json: Any = None
     #: Which operation and id this request is about, for logs and errors.
@@ -181,14 +192,20 @@ class RequestSpec:
             return None
         return _encode_json(self.json).encode()
 
-    def prepare(self) -> PreparedRequest:
-        """The bytes and headers that go on the wire (before the credential's headers)."""
+    def prepare(self, base_url: str) -> PreparedRequest:
+        """The bytes and headers that go on the wire (before the credential's headers).
+
+        *base_url* is the connection's checked base URL without its trailing ``/`` (see
+        :func:`resolve_base_url`); the path is checked (:func:`check_path`, raising
+        :class:`~msgbridge.errors.UnsafeRequest`) and appended to it, nothing parsed.
+        """
+        url = base_url + check_path(self.path)
         body = self.body_bytes()
         headers = dict(_JSON_HEADERS if body is not None else _ACCEPT_HEADERS)
         headers.update(self.headers)
         return PreparedRequest(
             self.method,
-            self.url,
+            url,
             headers,
             body,
             operation=self.operation,
@@ -317,6 +334,72 @@ def path_segment(field: str, value: str) -> str:
 #: RFC 3986 unreserved characters: a segment made only of these is already encoded.
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+").fullmatch
 
+#: RFC 3986 ``pchar`` without ``%`` (percent-escapes are matched on their own).
+_PCHAR = r"\-A-Za-z0-9._~!$&'()*+,;=:@"
+_ESCAPED = r"%[0-9A-Fa-f]{2}"
+#: A dot segment, plain or percent-encoded (servers may decode ``%2e`` before resolving).
+_DOTS = r"(?:\.|%2[eE]){1,2}(?=[/?]|\Z)"
+#: A relative reference the core may append to a base URL: ``/`` then encoded segments
+#: (no dot segment, no leading ``//``), then an optional encoded query; no fragment.
+#: Written as "unrolled loops" (no nested ambiguous repeats), so it runs in linear time.
+_SAFE_PATH = re.compile(
+    rf"(?!//)(?:/(?!{_DOTS})[{_PCHAR}]*(?:{_ESCAPED}[{_PCHAR}]*)*)+"
+    rf"(?:\?[{_PCHAR}/?]*(?:{_ESCAPED}[{_PCHAR}/?]*)*)?\Z"
+).match
+
+#: Segments of ``pchar`` only: with no ``//`` and no ``/.`` it is a safe path (fast path).
+_PLAIN_PATH = re.compile(rf"/[{_PCHAR}/]*").fullmatch
+
+
+def check_path(path: str) -> str:
+    """*path* unchanged if it is a safe request path relative to the base URL.
+
+    The rules: a string starting with one ``/`` (no scheme, no ``//host``), every
+    character an RFC 3986 path or query character or a well-formed ``%XX`` escape (no
+    space, CR/LF, ``\\``, ``#`` or non-ASCII), and no ``.``/``..`` segment, encoded or
+    not. Anything else is :class:`~msgbridge.errors.UnsafeRequest`: a request that could
+    reach another host or path than the adapter meant is never sent.
+    """
+    if type(path) is str and (
+        # The usual path (plain segments, no escape, query or dot) takes one cheap match.
+        (_PLAIN_PATH(path) is not None and "//" not in path and "/." not in path)
+        or _SAFE_PATH(path) is not None
+    ):
+        return path
+    raise UnsafeRequest(
+        f"the adapter's request path {_shown_path(path)} is unsafe: {_path_problem(path)}; "
+        "expected an encoded path relative to the base URL, such as '/v1/messages/"
+        "<path_segment(id)>/status' (the core joins it to the connection's base_url)"
+    )
+
+
+def _shown_path(path: object) -> str:
+    return ascii(path)[:200] if isinstance(path, str) else f"of type {type(path).__name__}"
+
+
+def _path_problem(path: object) -> str:
+    """What is wrong with a path :func:`check_path` refused (the slow path only)."""
+    if not isinstance(path, str):
+        return "it must be a string"
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", path):
+        return "it has a scheme (an absolute URL); return only the path"
+    if path.startswith("//"):
+        return "it starts with '//' (a host, not a path)"
+    if not path.startswith("/"):
+        return "it does not start with '/'"
+    for position, char in enumerate(path):
+        if char in "\r\n":
+            return f"it contains a line break at character {position}"
+        if not 0x21 <= ord(char) <= 0x7E:
+            return f"character {position} ({char!a}) is not printable ASCII; percent-encode it"
+        if char == "#":
+            return f"it contains a fragment ('#' at character {position})"
+        if char == "%" and re.match(_ESCAPED, path[position:]) is None:
+            return f"'%' at character {position} does not start a %XX escape"
+        if char not in "/?%" and re.match(f"[{_PCHAR}]", char) is None:
+            return f"character {position} ({char!a}) must be percent-encoded"
+    return "it has a '.' or '..' segment (a traversal)"
+
 
 #: The optional content of a :class:`~msgbridge.model.MessageStatus` that a vendor may
 #: have no place for (addressing and ordering fields are not content).
@@ -351,6 +434,43 @@ def check_base_url(value: str, *, key: str = "base_url") -> str:
     return check_url(value, key=key).rstrip("/")
 
 
+def resolve_base_url(adapter: Adapter[Any], settings: Any, *, connection: str | None = None) -> str:
+    """The connection's base URL, checked once: :meth:`Adapter.base_url` through
+    :func:`check_base_url`, so request paths are joined to it by concatenation alone.
+
+    A bad URL is a :class:`~msgbridge.errors.ConfigurationError` (key ``base_url``)
+    naming the connection and where the URL came from; it never shows a password.
+    """
+    where = f"connection {connection!r}" if connection is not None else f"adapter {adapter.id!r}"
+    try:
+        raw = adapter.base_url(settings)
+    except MessagingError as exc:
+        raise exc.with_context(connection=connection, adapter=adapter.id) from None
+    except Exception as exc:  # a plugin bug is still a typed error naming the connection
+        raise ConfigurationError(
+            f"{where}: adapter {adapter.id!r} failed to give its base URL: "
+            f"{type(exc).__name__}: {exc}",
+            key="base_url",
+            connection=connection,
+            adapter=adapter.id,
+        ) from exc
+    if raw is not None and raw == getattr(settings, "base_url", None):
+        source = "setting base_url"
+    elif raw == adapter.defaults.base_url:
+        source = f"adapter {adapter.id!r}'s default base_url"
+    else:
+        source = f"adapter {adapter.id!r}'s base_url"
+    try:
+        return check_base_url(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{where}: {source}: {exc.message}",
+            key="base_url",
+            connection=connection,
+            adapter=adapter.id,
+        ) from None
+
+
 S = TypeVar("S")
 
 
@@ -359,6 +479,8 @@ class Adapter(abc.ABC, Generic[S]):
 
     Instances describe an adapter (id, defaults, capabilities); per-connection
     settings are parsed once by :meth:`parse_settings` and passed to every call.
+    ``prepare_*`` return paths relative to the connection's base URL
+    (:meth:`base_url`); the core joins them, so no adapter builds an absolute URL.
     """
 
     #: Registered id, e.g. ``"highlevel"``. Lower-case, no spaces.
@@ -376,6 +498,17 @@ class Adapter(abc.ABC, Generic[S]):
         from msgbridge.settings import structure_settings
 
         return structure_settings(raw, self.settings_type, adapter=self.id)
+
+    def base_url(self, settings: S) -> str:
+        """The URL request paths are relative to: the settings' ``base_url`` when the
+        settings class has one and it is set, else ``defaults.base_url``.
+
+        Called once per connection; the core checks the result (https unless loopback,
+        no userinfo, query or fragment) and strips its trailing ``/``. Override it only
+        for a vendor whose host depends on other settings (a region, an account).
+        """
+        value = getattr(settings, "base_url", None)
+        return self.defaults.base_url if value is None else value
 
     @abc.abstractmethod
     def prepare_status(self, update: MessageStatus, settings: S) -> RequestSpec:
@@ -403,8 +536,12 @@ class Adapter(abc.ABC, Generic[S]):
         raise UnsupportedOperation(f"adapter {self.id!r} does not verify webhooks", adapter=self.id)
 
     @abc.abstractmethod
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
-        """Read the vendor's answer, or raise the typed error it amounts to."""
+    def interpret(self, request: RequestSpec, response: ResponseView, settings: S) -> VendorResult:
+        """Read the vendor's answer, or raise the typed error it amounts to.
+
+        *settings* are the connection's parsed settings (the same object ``prepare_*``
+        got), for what the vendor's answer means per connection (e.g. a retry delay).
+        """
 
     def credentials_from_token(self, token: str) -> Credential:
         """The credential for a static access token from configuration (``token_env``).

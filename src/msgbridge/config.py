@@ -74,7 +74,7 @@ from typing import Any
 
 import attrs
 
-from msgbridge.adapter import Adapter
+from msgbridge.adapter import Adapter, resolve_base_url
 from msgbridge.auth import Credential
 from msgbridge.connection import Connection
 from msgbridge.errors import ConfigurationError, InvalidStatus, MessagingError
@@ -268,7 +268,8 @@ class ConnectionConfig:
                 strict=self.strict,
                 rate_limit=self.rate_limit,
             )
-            entry.adapter.parse_settings(connection.settings)
+            settings = entry.adapter.parse_settings(connection.settings)
+            resolve_base_url(entry.adapter, settings)
         except MessagingError as exc:
             raise ConfigurationError(
                 f"{self.where}: {exc.message}",

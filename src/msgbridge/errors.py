@@ -25,6 +25,7 @@ __all__ = [
     "RateLimited",
     "RedirectRefused",
     "UnexpectedError",
+    "UnsafeRequest",
     "UnsupportedOperation",
     "UnsupportedStatus",
     "VendorRejected",
@@ -202,6 +203,17 @@ class UnexpectedError(MessagingError):
 
     Contained to the one update it happened to (a ``FAILED`` receipt in ``update_many``,
     a dead letter in the outbox); never retried, since the same code would fail again.
+    """
+
+
+class UnsafeRequest(MessagingError):
+    """An adapter prepared a request the core will not send: its path is not an encoded
+    path relative to the connection's base URL (an absolute URL, ``//host``, a ``..``
+    segment, a line break, a space or non-ASCII).
+
+    Raised before any I/O and contained to its one update like any adapter failure (a
+    ``FAILED`` receipt in ``update_many``); never retried, since the adapter would
+    prepare the same request again.
     """
 
 

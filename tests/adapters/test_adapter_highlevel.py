@@ -23,6 +23,7 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
+    resolve_base_url,
 )
 from msgbridge.adapters import highlevel
 from msgbridge.adapters.highlevel import (
@@ -133,11 +134,15 @@ def _answer(
     body: Any,
     headers: dict[str, str] | None = None,
     request: RequestSpec | None = None,
+    settings: Any = None,
 ) -> VendorResult | MessagingError:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = request or _status_request(variant)
+    settings = settings if settings is not None else _settings(variant)
     try:
-        return ADAPTERS[variant].interpret(request, ResponseView(status, headers or {}, raw))
+        return ADAPTERS[variant].interpret(
+            request, ResponseView(status, headers or {}, raw), settings
+        )
     except MessagingError as exc:
         return exc
 
@@ -318,7 +323,7 @@ def test_status_request(
     update = MessageStatus(MID, state, error=error, **extra)
     spec = ADAPTERS[variant].prepare_status(update, _settings(variant))
     assert spec.method == "PUT"
-    assert spec.url == f"{HOST}/conversations/messages/{MID}/status"
+    assert spec.path == f"/conversations/messages/{MID}/status"
     assert dict(spec.headers) == {"Version": VERSIONS[variant]}
     assert spec.json == expected_status_body(state, error, extra)
     assert spec.operation is Operation.UPDATE_STATUS
@@ -337,30 +342,35 @@ def test_error_keys_are_all_present_when_an_error_is_sent() -> None:
 
 @pytest.mark.parametrize("variant", list(ADAPTERS))
 def test_version_and_base_url_overrides(variant: str) -> None:
+    adapter = ADAPTERS[variant]
     settings = _settings(variant, version="2099-01-01", base_url="http://127.0.0.1:8080/hl/")
-    spec = ADAPTERS[variant].prepare_status(MessageStatus(MID, "read"), settings)
-    assert spec.url == f"http://127.0.0.1:8080/hl/conversations/messages/{MID}/status"
+    spec = adapter.prepare_status(MessageStatus(MID, "read"), settings)
+    base = resolve_base_url(adapter, settings)
+    assert spec.prepare(base).url == f"http://127.0.0.1:8080/hl/conversations/messages/{MID}/status"
     assert dict(spec.headers) == {"Version": "2099-01-01"}
+
+
+@pytest.mark.parametrize("variant", list(ADAPTERS))
+def test_the_variant_host_is_the_default_base_url(variant: str) -> None:
+    adapter = ADAPTERS[variant]
+    assert resolve_base_url(adapter, _settings(variant)) == HOST
 
 
 def test_hostile_ids_are_one_encoded_segment() -> None:
     spec = ADAPTERS["hoop"].prepare_status(
         MessageStatus("../../oauth/token", "read"), _settings("hoop")
     )
-    assert spec.url == f"{HOST}/conversations/messages/..%2F..%2Foauth%2Ftoken/status"
+    assert spec.path == "/conversations/messages/..%2F..%2Foauth%2Ftoken/status"
     assert spec.subject_id == "../../oauth/token"
     conversation = ADAPTERS["hoop"].prepare_conversation(
         ConversationUpdate("a/b?c=d#e%", account_id=LOCATION, starred=True), _settings("hoop")
     )
-    assert conversation.url == f"{HOST}/conversations/a%2Fb%3Fc%3Dd%23e%25"
+    assert conversation.path == "/conversations/a%2Fb%3Fc%3Dd%23e%25"
 
 
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        ({"base_url": "http://services.example.com"}, "base_url"),
-        ({"base_url": "ftp://services.example.com"}, "base_url"),
-        ({"base_url": "https://services.example.com/?x=1"}, "base_url"),
         ({"version": "  "}, "version"),
         ({"version": 20210415}, "version"),
         ({"location_id": ""}, "location_id"),
@@ -374,6 +384,24 @@ def test_invalid_settings(raw: dict[str, Any], key: str) -> None:
         ADAPTERS["highlevel"].parse_settings(raw)
     assert info.value.key == key
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://services.example.com",
+        "ftp://services.example.com",
+        "https://services.example.com/?x=1",
+    ],
+)
+def test_an_unsafe_base_url_is_refused_by_the_core(url: str) -> None:
+    adapter = ADAPTERS["highlevel"]
+    settings = adapter.parse_settings({"base_url": url})
+    with pytest.raises(ConfigurationError) as info:
+        resolve_base_url(adapter, settings, connection="hl")
+    assert info.value.key == "base_url"
+    assert info.value.connection == "hl"
+    assert "connection 'hl': setting base_url" in str(info.value)
 
 
 # -- prepare_conversation ------------------------------------------------------------
@@ -411,7 +439,7 @@ def test_conversation_request(
     update = ConversationUpdate(CID, **update_kwargs)
     spec = ADAPTERS[variant].prepare_conversation(update, _settings(variant, **settings))
     assert spec.method == "PUT"
-    assert spec.url == f"{HOST}/conversations/{CID}"
+    assert spec.path == f"/conversations/{CID}"
     assert dict(spec.headers) == {"Version": VERSIONS[variant]}
     assert spec.json == body
     assert spec.operation is Operation.UPDATE_CONVERSATION
@@ -642,9 +670,10 @@ def test_provider_not_ready_is_retryable_after_the_setting(variant: str) -> None
     assert error.retryable is True
     assert error.retry_after == 5.0
     assert error.vendor_message == "No conversation provider found for this message"
-    slow = _error(variant, 403, body, request=_status_request(variant, provider_retry_after=12.5))
+    # The delay comes from the settings interpret is given, not from the request.
+    slow = _error(variant, 403, body, settings=_settings(variant, provider_retry_after=12.5))
     assert slow.retry_after == 12.5
-    now = _error(variant, 403, body, request=_status_request(variant, provider_retry_after=0))
+    now = _error(variant, 403, body, settings=_settings(variant, provider_retry_after=0))
     assert now.retry_after == 0.0
 
 
@@ -796,4 +825,4 @@ def test_provider_not_ready_on_a_conversation_uses_the_setting() -> None:
         ConversationUpdate(CID, starred=True), settings
     )
     body = {"statusCode": 403, "message": "No conversation provider found for this message"}
-    assert _error("highlevel", 403, body, request=request).retry_after == 30.0
+    assert _error("highlevel", 403, body, request=request, settings=settings).retry_after == 30.0

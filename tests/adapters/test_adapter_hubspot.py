@@ -20,6 +20,7 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
+    resolve_base_url,
 )
 from msgbridge.adapters import hubspot
 from msgbridge.adapters.hubspot import HubSpotAdapter, HubSpotOAuth
@@ -56,7 +57,7 @@ def _answer(
 ) -> VendorResult | MessagingError:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     try:
-        return ADAPTER.interpret(_request(), ResponseView(status, headers or {}, raw))
+        return ADAPTER.interpret(_request(), ResponseView(status, headers or {}, raw), _settings())
     except MessagingError as exc:
         return exc
 
@@ -115,7 +116,8 @@ def test_url_per_api_version(api_version: str | None, path: str) -> None:
     raw = {} if api_version is None else {"api_version": api_version}
     spec = _request(**raw)
     assert spec.method == "PATCH"
-    assert spec.url == HOST + path
+    assert spec.path == path
+    assert spec.prepare(resolve_base_url(ADAPTER, _settings())).url == HOST + path
     assert dict(spec.headers) == {}
     assert spec.operation is Operation.UPDATE_STATUS
     assert spec.subject_id == MID
@@ -150,7 +152,8 @@ def test_base_url_override_and_encoding() -> None:
     spec = ADAPTER.prepare_status(
         MessageStatus("../x?y#z", "read"), _settings(base_url="http://localhost:9000/hs/")
     )
-    assert spec.url == (
+    base = resolve_base_url(ADAPTER, _settings(base_url="http://localhost:9000/hs/"))
+    assert spec.prepare(base).url == (
         "http://localhost:9000/hs/conversations/custom-channels/2026-03/1234/messages/"
         "..%2Fx%3Fy%23z"
     )
@@ -166,7 +169,7 @@ def test_channel_id_source(
 ) -> None:
     settings = ADAPTER.parse_settings({"channel_id": settings_channel})
     spec = ADAPTER.prepare_status(MessageStatus(MID, "sent", channel_id=status_channel), settings)
-    assert spec.url == f"{HOST}/conversations/custom-channels/2026-03/{expected}/messages/{MID}"
+    assert spec.path == f"/conversations/custom-channels/2026-03/{expected}/messages/{MID}"
 
 
 def test_channel_id_missing() -> None:
@@ -205,17 +208,20 @@ def test_invalid_api_version(version: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "key"),
-    [
-        ({"base_url": "http://api.hubapi.example"}, "base_url"),
-        ({"base_url": "api.hubapi.com"}, "base_url"),
-        ({"channelId": 1}, "channelId"),
-    ],
+    [({"channelId": 1}, "channelId")],
 )
 def test_invalid_settings(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         ADAPTER.parse_settings(raw)
     assert info.value.key == key
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://api.hubapi.example", "api.hubapi.com"])
+def test_an_unsafe_base_url_is_refused_by_the_core(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        resolve_base_url(ADAPTER, _settings(base_url=url), connection="hs")
+    assert (info.value.key, info.value.connection) == ("base_url", "hs")
 
 
 def test_conversation_updates_are_unsupported() -> None:

@@ -132,9 +132,10 @@ def test_error_placeholder_must_be_text(value: Any) -> None:
 
 def _hl_error(status: int, body: Any) -> MessagingError:
     adapter = HighLevelAdapter()
-    request = adapter.prepare_status(MessageStatus("m1", "read"), adapter.parse_settings({}))
+    settings = adapter.parse_settings({})
+    request = adapter.prepare_status(MessageStatus("m1", "read"), settings)
     with pytest.raises(MessagingError) as info:
-        adapter.interpret(request, ResponseView(status, {}, json.dumps(body).encode()))
+        adapter.interpret(request, ResponseView(status, {}, json.dumps(body).encode()), settings)
     return info.value
 
 

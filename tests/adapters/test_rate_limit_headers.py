@@ -33,19 +33,19 @@ HL_429 = {"statusCode": 429, "message": "Too many requests", "error": "Too Many 
 
 def _hl_error(headers: dict[str, str], variant: str = "highlevel") -> MessagingError:
     adapter = HL[variant]
-    request = adapter.prepare_status(MessageStatus("m1", "delivered"), adapter.parse_settings({}))
+    settings = adapter.parse_settings({})
+    request = adapter.prepare_status(MessageStatus("m1", "delivered"), settings)
     response = ResponseView(429, headers, json.dumps(HL_429).encode())
     with pytest.raises(MessagingError) as info:
-        adapter.interpret(request, response)
+        adapter.interpret(request, response, settings)
     return info.value
 
 
 def _hs_error(headers: dict[str, str], body: dict[str, Any]) -> MessagingError:
-    request = HS.prepare_status(
-        MessageStatus("m1", "read", channel_id="1000"), HS.parse_settings({})
-    )
+    settings = HS.parse_settings({})
+    request = HS.prepare_status(MessageStatus("m1", "read", channel_id="1000"), settings)
     with pytest.raises(MessagingError) as info:
-        HS.interpret(request, ResponseView(429, headers, json.dumps(body).encode()))
+        HS.interpret(request, ResponseView(429, headers, json.dumps(body).encode()), settings)
     return info.value
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from msgbridge import (
+    AdapterRegistry,
     AsyncBridge,
     BearerToken,
     Bridge,
@@ -112,13 +113,21 @@ def test_documented_versions_pass_and_are_sent() -> None:
 
 
 def test_a_variant_is_checked_like_settings() -> None:
-    """White labels are registered as data; their Version and host are checked too."""
+    """White labels are registered as data; their Version is checked at once, their host
+    by the core when a connection uses it (before any I/O)."""
     with pytest.raises(ConfigurationError) as info:
         HighLevelVariant("acme", "Acme", "2021-07-28\n")
     assert info.value.key == "version"
+    registry = AdapterRegistry()
+    registry.register(
+        HighLevelAdapter(
+            HighLevelVariant("acme", "Acme", "2021-07-28", base_url="http://acme.example")
+        )
+    )
     with pytest.raises(ConfigurationError) as bad_url:
-        HighLevelVariant("acme", "Acme", "2021-07-28", base_url="http://acme.example")
-    assert bad_url.value.key == "base_url"
+        Bridge([Connection("a", adapter="acme", credentials=BearerToken("t"))], registry=registry)
+    assert (bad_url.value.key, bad_url.value.connection) == ("base_url", "a")
+    assert "adapter 'acme''s default base_url" in str(bad_url.value)
 
 
 @pytest.mark.anyio

@@ -595,10 +595,10 @@ async def test_an_adapter_crash_becomes_malformed_response(mode: str) -> None:
     adapter = registry.get("highlevel")
     original: Callable[..., Any] = adapter.interpret
 
-    def crash(request: Any, response: Any) -> Any:
+    def crash(request: Any, response: Any, settings: Any) -> Any:
         if response.status == 200:
             raise KeyError("surprise")
-        return original(request, response)
+        return original(request, response, settings)
 
     adapter.interpret = crash  # type: ignore[method-assign]
     vendor = FakeVendor()

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from msgbridge.adapter import Adapter, RequestSpec, ResponseView, VendorResult
+from msgbridge.adapter import Adapter, RequestSpec, ResponseView, VendorResult, resolve_base_url
 from msgbridge.adapters.highlevel import HighLevelAdapter
 from msgbridge.adapters.highlevel_webhooks import HighLevelWebhookVerifier
 from msgbridge.adapters.hubspot import HubSpotAdapter
@@ -103,13 +103,14 @@ def test_sender_retries_only_on_429_with_injected_sleep() -> None:
 
 
 def _send(emu: Emulator, vendor: str, adapter: Adapter[Any], spec: RequestSpec,
-          token: str) -> VendorResult:  # fmt: skip
-    headers = {**spec.headers, "Authorization": f"Bearer {token}",
-               "Content-Type": "application/json"}  # fmt: skip
+          token: str, settings: Any) -> VendorResult:  # fmt: skip
+    prepared = spec.prepare(resolve_base_url(adapter, settings))
+    headers = {**prepared.headers, "Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=10) as client:
-        answer = client.request(spec.method, spec.url, content=spec.body_bytes(), headers=headers)
+        answer = client.request(prepared.method, prepared.url, content=prepared.body,
+                                headers=headers)  # fmt: skip
     return adapter.interpret(
-        spec, ResponseView(answer.status_code, dict(answer.headers), answer.content)
+        spec, ResponseView(answer.status_code, dict(answer.headers), answer.content), settings
     )
 
 
@@ -120,7 +121,8 @@ def test_highlevel_publish_is_stored_and_the_silent_drop_is_caught(emu: Emulator
         {"base_url": emu.base_url("highlevel"), "conversation_provider_id": "prov-1"}
     )
     message = IncomingMessage("ext-1", "sms", contact_id="c-1", text="Hi from the contact")
-    result = _send(emu, "highlevel", adapter, adapter.prepare_inbound(message, settings), "tok-hl")
+    result = _send(emu, "highlevel", adapter, adapter.prepare_inbound(message, settings), "tok-hl",
+                   settings)  # fmt: skip
     assert result.vendor_ids["messageId"].startswith("in-")
     stored = emu.inbound_messages("highlevel")
     assert stored[-1]["body"]["altId"] == "ext-1"
@@ -131,7 +133,7 @@ def test_highlevel_publish_is_stored_and_the_silent_drop_is_caught(emu: Emulator
         adapter.parse_settings({"base_url": emu.base_url("highlevel"), "default_provider": True}),
     )
     with pytest.raises(MalformedResponse, match="dropped"):
-        _send(emu, "highlevel", adapter, spec, "tok-hl")
+        _send(emu, "highlevel", adapter, spec, "tok-hl", settings)
     assert [m["body"].get("altId") for m in emu.inbound_messages("highlevel")].count("ext-2") == 0
 
 
@@ -142,8 +144,10 @@ def test_hubspot_publish_is_idempotent_on_the_derived_id(emu: Emulator) -> None:
         {"base_url": emu.base_url("hubspot"), "channel_id": 4001, "channel_account_id": "55"}
     )
     message = IncomingMessage("ext-hs", "custom", text="hello", sender=Party("+1555", kind="phone"))
-    first = _send(emu, "hubspot", adapter, adapter.prepare_inbound(message, settings), "tok-hs")
-    again = _send(emu, "hubspot", adapter, adapter.prepare_inbound(message, settings), "tok-hs")
+    first = _send(emu, "hubspot", adapter, adapter.prepare_inbound(message, settings), "tok-hs",
+                  settings)  # fmt: skip
+    again = _send(emu, "hubspot", adapter, adapter.prepare_inbound(message, settings), "tok-hs",
+                  settings)  # fmt: skip
     assert first.vendor_ids["id"] == again.vendor_ids["id"]
     bodies = [m["body"] for m in emu.inbound_messages("hubspot") if m["account"] == "777"]
     assert len(bodies) == 1

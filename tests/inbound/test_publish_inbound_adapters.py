@@ -26,7 +26,7 @@ def test_highlevel_inbound_request_per_variant(adapter: HighLevelAdapter) -> Non
     settings = adapter.parse_settings({"conversation_provider_id": "prov-1"})
     spec = adapter.prepare_inbound(sms(occurred_at=WHEN), settings)
     assert (spec.method, spec.operation) == ("POST", Operation.PUBLISH_INBOUND)
-    assert spec.url == "https://services.leadconnectorhq.com/conversations/messages/inbound"
+    assert spec.path == "/conversations/messages/inbound"
     assert spec.headers["Version"] == adapter.variant.version
     assert spec.json == {
         "type": "SMS",
@@ -80,20 +80,24 @@ def test_highlevel_email_and_custom_fields() -> None:
 
 def test_highlevel_inbound_answers() -> None:
     adapter = HighLevelAdapter()
-    spec = adapter.prepare_inbound(sms(), adapter.parse_settings({"conversation_provider_id": "p"}))
+    settings = adapter.parse_settings({"conversation_provider_id": "p"})
+    spec = adapter.prepare_inbound(sms(), settings)
     ok = adapter.interpret(
         spec,
         ResponseView(
             200, {}, b'{"success":true,"conversationId":"cv","messageId":"mm","message":"ok"}'
         ),
+        settings,
     )
     assert dict(ok.vendor_ids) == {"conversationId": "cv", "messageId": "mm"}
     # HighLevel's silent drop: 201 with an empty body is not a success.
     with pytest.raises(MalformedResponse, match="dropped"):
-        adapter.interpret(spec, ResponseView(201, {}, b""))
+        adapter.interpret(spec, ResponseView(201, {}, b""), settings)
     with pytest.raises(VendorUnavailable):
         adapter.interpret(
-            spec, ResponseView(500, {}, b'{"statusCode":500,"message":"Internal server error"}')
+            spec,
+            ResponseView(500, {}, b'{"statusCode":500,"message":"Internal server error"}'),
+            settings,
         )
 
 
@@ -110,9 +114,7 @@ def test_hubspot_inbound_request_and_stable_idempotency_id() -> None:
         occurred_at=WHEN,
     )
     spec = adapter.prepare_inbound(message, settings)
-    assert spec.url == (
-        "https://api.hubapi.com/conversations/custom-channels/2026-03/1001/messages"
-    )
+    assert spec.path == "/conversations/custom-channels/2026-03/1001/messages"
     assert spec.json is not None
     body = dict(spec.json)
     idempotency = body.pop("integrationIdempotencyId")
@@ -142,7 +144,7 @@ def test_hubspot_inbound_request_and_stable_idempotency_id() -> None:
     assert other.json["integrationIdempotencyId"] != idempotency
     legacy = adapter.prepare_inbound(message, adapter.parse_settings(
         {"channel_id": 1001, "channel_account_id": "555", "api_version": "v3"}))  # fmt: skip
-    assert legacy.url.endswith("/conversations/v3/custom-channels/1001/messages")
+    assert legacy.path == "/conversations/v3/custom-channels/1001/messages"
 
 
 @pytest.mark.parametrize(
@@ -181,13 +183,14 @@ def test_hubspot_inbound_refusals_before_io(
 
 def test_hubspot_interprets_the_published_message() -> None:
     adapter = HubSpotAdapter()
+    settings = adapter.parse_settings({"channel_id": 1, "channel_account_id": "1"})
     spec = adapter.prepare_inbound(
-        IncomingMessage("e", "custom", text="x", sender=Party("s")),
-        adapter.parse_settings({"channel_id": 1, "channel_account_id": "1"}),
+        IncomingMessage("e", "custom", text="x", sender=Party("s")), settings
     )
     result = adapter.interpret(
         spec,
         ResponseView(200, {}, b'{"id":"hs-1","conversationsThreadId":"th","direction":"INCOMING"}'),
+        settings,
     )
     assert result.vendor_ids["id"] == "hs-1"
     assert result.vendor_ids["conversationsThreadId"] == "th"

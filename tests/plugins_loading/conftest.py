@@ -34,7 +34,7 @@ from msgbridge import (
 
 @attrs.frozen
 class FakeSettings:
-    base_url: str = "https://fake.example"
+    base_url: str | None = None
 
 
 class FakeAdapter(Adapter[FakeSettings]):
@@ -49,12 +49,12 @@ class FakeAdapter(Adapter[FakeSettings]):
     def prepare_status(self, update, settings):
         return RequestSpec(
             "POST",
-            f"{{settings.base_url}}/messages/{{update.message_id}}",
+            f"/messages/{{update.message_id}}",
             json={{"state": self.vendor_value(update.state)}},
             subject_id=update.message_id,
         )
 
-    def interpret(self, request, response):
+    def interpret(self, request, response, settings):
         return VendorResult(http_status=response.status, trace_id=response.header("x-trace"))
 
 

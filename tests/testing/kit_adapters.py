@@ -28,7 +28,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     path_segment,
 )
 from msgbridge.errors import (
@@ -59,7 +58,7 @@ STATES = {
 @attrs.frozen
 class AcmeSettings:
     api_token: str = attrs.field(repr=False)
-    base_url: str = BASE_URL
+    base_url: str | None = None
 
 
 class AcmeAdapter(Adapter[AcmeSettings]):
@@ -77,12 +76,9 @@ class AcmeAdapter(Adapter[AcmeSettings]):
             base_url=BASE_URL, rate_budget=RateBudget(requests=10, per_seconds=1.0)
         )
 
-    def base(self, settings: AcmeSettings) -> str:
-        return check_base_url(settings.base_url)
-
-    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
+    def status_path(self, update: MessageStatus, settings: AcmeSettings) -> str:
         segment = path_segment("message_id", update.message_id)
-        return f"{self.base(settings)}/v1/messages/{segment}/status"
+        return f"/v1/messages/{segment}/status"
 
     def headers(self, settings: AcmeSettings) -> dict[str, str]:
         return {"Acme-Version": "1"}
@@ -93,7 +89,7 @@ class AcmeAdapter(Adapter[AcmeSettings]):
             body["reason"] = update.error.message
         return RequestSpec(
             method="POST",
-            url=self.status_url(update, settings),
+            path=self.status_path(update, settings),
             headers=self.headers(settings),
             json=body,
             operation=Operation.UPDATE_STATUS,
@@ -106,13 +102,15 @@ class AcmeAdapter(Adapter[AcmeSettings]):
         segment = path_segment("conversation_id", update.conversation_id)
         return RequestSpec(
             method="PATCH",
-            url=f"{self.base(settings)}/v1/conversations/{segment}",
+            path=f"/v1/conversations/{segment}",
             json={"unread": update.unread_count, "starred": update.starred},
             operation=Operation.UPDATE_CONVERSATION,
             subject_id=update.conversation_id,
         )
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: AcmeSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             body = response.json_object()
             if body is None or not isinstance(body.get("id"), str) or not body["id"]:
@@ -185,8 +183,8 @@ class RawPathAdapter(AcmeAdapter):
 
     id = "acme-raw-path"
 
-    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
-        return f"{self.base(settings)}/v1/messages/{update.message_id}/status"
+    def status_path(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        return f"/v1/messages/{update.message_id}/status"
 
 
 class NonRetryable429Adapter(AcmeAdapter):
@@ -222,10 +220,12 @@ class SwallowedSleepAdapter(AcmeAdapter):
 
     id = "acme-sleep"
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: AcmeSettings
+    ) -> VendorResult:
         with contextlib.suppress(Exception):  # hides the failure; the kit must still see it
             time.sleep(0)
-        return super().interpret(request, response)
+        return super().interpret(request, response, settings)
 
 
 class HtmlCrashAdapter(AcmeAdapter):
@@ -283,7 +283,7 @@ class EchoHeadersAdapter(AcmeAdapter):
 @attrs.frozen
 class LeakySettings:
     api_token: str
-    base_url: str = BASE_URL
+    base_url: str | None = None
 
 
 class LeakyReprAdapter(AcmeAdapter):
@@ -308,7 +308,9 @@ class AcceptAnythingAdapter(AcmeAdapter):
 
     id = "acme-accept"
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: AcmeSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             body = response.json_object() or {}
             return VendorResult(
@@ -339,8 +341,8 @@ class QueryIdAdapter(AcmeAdapter):
 
     id = "acme-query"
 
-    def status_url(self, update: MessageStatus, settings: AcmeSettings) -> str:
-        return f"{self.base(settings)}/v1/status?message={update.message_id}"
+    def status_path(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        return f"/v1/status?message={update.message_id}"
 
 
 class IgnoresRetryAfterAdapter(AcmeAdapter):
@@ -395,10 +397,12 @@ class MonotonicInInterpretAdapter(AcmeAdapter):
 
     id = "acme-monotonic"
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: AcmeSettings
+    ) -> VendorResult:
         with contextlib.suppress(Exception):  # hides the failure; the kit must still see it
             time.monotonic()
-        return super().interpret(request, response)
+        return super().interpret(request, response, settings)
 
 
 class EmptyObjectSuccessAdapter(AcmeAdapter):
@@ -406,7 +410,18 @@ class EmptyObjectSuccessAdapter(AcmeAdapter):
 
     id = "acme-empty-ok"
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: AcmeSettings
+    ) -> VendorResult:
         if response.status == 200 and response.json() == {}:
             return VendorResult(http_status=200)
-        return super().interpret(request, response)
+        return super().interpret(request, response, settings)
+
+
+class AbsoluteUrlAdapter(AcmeAdapter):
+    """Builds absolute URLs, as adapters did before the core owned the base URL."""
+
+    id = "acme-absolute"
+
+    def status_path(self, update: MessageStatus, settings: AcmeSettings) -> str:
+        return BASE_URL + super().status_path(update, settings)

@@ -31,6 +31,7 @@ from msgbridge.testing import (
     ConformanceError,
     ForbiddenIO,
     check_no_io,
+    check_relative_paths,
     expectation_for,
     forbid_io,
 )
@@ -147,6 +148,13 @@ BROKEN: dict[str, tuple[str, str, set[str]]] = {
         "required_success_fields = ()",
         {"test_success_fields_declared"},
     ),
+    # -- the core owns the base URL: a path relative to it, nothing else
+    "TestAbsoluteUrl": ("AbsoluteUrlAdapter", "", {"test_request_paths_are_relative"}),
+    "TestWrongBaseUrl": (
+        "AcmeAdapter",
+        "base_url = 'https://api.acme.test/v2'",
+        {"test_request_paths_are_relative"},
+    ),
 }
 
 #: Tests a broken case skips because of what it leaves undeclared.
@@ -162,6 +170,7 @@ TESTS_PER_ADAPTER = (
     2  # identity, capabilities
     + 5  # states
     + 2 * len(HOSTILE_IDS)  # message and conversation ids
+    + 1  # relative request paths
     + 1  # conversation operation
     + 3 * len(ERROR_EXPECTATIONS)
     + 1  # vendor error bodies
@@ -260,8 +269,8 @@ def test_failures_say_why(pytester: pytest.Pytester) -> None:
     )
     result.stdout.fnmatch_lines_random(
         [
-            "*ConformanceError: id '../../oauth/token' gave url "
-            "'https://api.acme.test/v1/messages/../../oauth/token/status': "
+            "*ConformanceError: id '../../oauth/token' gave path "
+            "'/v1/messages/../../oauth/token/status': "
             "the path has a dot segment '..' (a traversal)*",
             "*ConformanceError: HTTP 429 with json body*RateLimited.retryable is False, "
             "expected True*",
@@ -382,6 +391,24 @@ def test_check_no_io_catches_swallowed_attempts() -> None:
     bad = ConformanceCase(adapter=k.SwallowedSleepAdapter(), settings=k.ACME_SETTINGS)
     with pytest.raises(ConformanceError, match=r"attempted I/O: time\.sleep\(\)$"):
         check_no_io(bad)
+
+
+def test_check_relative_paths_names_the_request_and_the_rule() -> None:
+    sys.path.insert(0, str(HERE))
+    try:
+        import kit_adapters as k
+    finally:
+        sys.path.remove(str(HERE))
+    check_relative_paths(ConformanceCase(adapter=k.AcmeAdapter(), settings=k.ACME_SETTINGS))
+    bad = ConformanceCase(adapter=k.AbsoluteUrlAdapter(), settings=k.ACME_SETTINGS)
+    with pytest.raises(ConformanceError) as caught:
+        check_relative_paths(bad)
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith(
+        "update_status for 'msgbridge-conformance-id': the adapter's request path "
+        "'https://api.acme.test/v1/messages/msgbridge-conformance-id/status' is unsafe: "
+        "it has a scheme (an absolute URL)"
+    )
 
 
 def test_case_normalises_bodies_and_hides_settings() -> None:

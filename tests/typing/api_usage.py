@@ -29,7 +29,13 @@ from msgbridge import (
     TokenStore,
     Unsettled,
 )
-from msgbridge.adapter import Operation, PreparedRequest, RequestSpec, ResponseView
+from msgbridge.adapter import (
+    Operation,
+    PreparedRequest,
+    RequestSpec,
+    ResponseView,
+    check_path,
+)
 from msgbridge.adapters.highlevel import HighLevelOAuth
 from msgbridge.errors import LeaseLost, MessagingError, RateLimited, RedirectRefused
 from msgbridge.senders import AsyncSender, HttpxSender, SyncSender
@@ -105,7 +111,9 @@ async def async_product(registry: AdapterRegistry) -> int:
 
 
 def plugin_author(spec: RequestSpec, answer: ResponseView) -> float | None:
-    prepared: PreparedRequest = spec.prepare()
+    path: str = check_path(spec.path)
+    prepared: PreparedRequest = spec.prepare("https://api.example.com")
+    assert prepared.url.endswith(path)
     assert prepared.operation in (Operation.UPDATE_STATUS, Operation.REFRESH_TOKEN)
     shared: bool = isinstance(MemoryTokenStore(), SharedTokenStore)
     assert not shared

@@ -21,6 +21,7 @@ from msgbridge.adapter import (
     RequestSpec,
     ResponseView,
     VendorResult,
+    resolve_base_url,
 )
 from msgbridge.errors import (
     AuthenticationError,
@@ -52,6 +53,11 @@ def prepare(update: MessageStatus, settings: ChatwootSettings = SETTINGS) -> Req
     return ADAPTER.prepare_status(update, settings)
 
 
+def url(spec: RequestSpec, settings: ChatwootSettings = SETTINGS) -> str:
+    """The URL the core sends *spec* to: its path joined to the connection's base URL."""
+    return spec.prepare(resolve_base_url(ADAPTER, settings)).url
+
+
 def answer(code: int, body: Any = b"", headers: dict[str, str] | None = None) -> ResponseView:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return ResponseView(code, headers or {}, raw)
@@ -60,7 +66,7 @@ def answer(code: int, body: Any = b"", headers: dict[str, str] | None = None) ->
 def fail(code: int, body: Any = b"", headers: dict[str, str] | None = None) -> MessagingError:
     request = prepare(status("delivered"))
     with pytest.raises(MessagingError) as caught:
-        ADAPTER.interpret(request, answer(code, body, headers))
+        ADAPTER.interpret(request, answer(code, body, headers), SETTINGS)
     return caught.value
 
 
@@ -99,11 +105,12 @@ def test_identity_defaults_and_capabilities() -> None:
 # -- settings -----------------------------------------------------------------------------
 
 
-def test_settings_parse_and_strip_trailing_slash() -> None:
+def test_settings_parse_and_the_core_strips_the_trailing_slash() -> None:
     parsed = ADAPTER.parse_settings({"base_url": "https://chat.example.com/", "account_id": 7})
-    assert parsed == ChatwootSettings(base_url="https://chat.example.com", account_id=7)
+    assert parsed == ChatwootSettings(base_url="https://chat.example.com/", account_id=7)
+    assert resolve_base_url(ADAPTER, parsed) == "https://chat.example.com"
     sub = ADAPTER.parse_settings({"base_url": "http://127.0.0.1:8080/chatwoot/", "account_id": 1})
-    assert sub.base_url == "http://127.0.0.1:8080/chatwoot"
+    assert resolve_base_url(ADAPTER, sub) == "http://127.0.0.1:8080/chatwoot"
 
 
 @pytest.mark.parametrize(
@@ -115,8 +122,6 @@ def test_settings_parse_and_strip_trailing_slash() -> None:
         ({"base_url": BASE, "account_id": 0}, "account_id"),
         ({"base_url": BASE, "account_id": -4}, "account_id"),
         ({"base_url": BASE, "account_id": True}, "account_id"),
-        ({"base_url": "http://chat.example.com", "account_id": 1}, "base_url"),
-        ({"base_url": "chat.example.com", "account_id": 1}, "base_url"),
         ({"base_url": f"{BASE}/api/v1", "account_id": 1}, "base_url"),
         ({"base_url": f"{BASE}/api/v1/", "account_id": 1}, "base_url"),
         ({"base_url": BASE, "account_id": 1, "acount": 2}, "acount"),
@@ -124,9 +129,6 @@ def test_settings_parse_and_strip_trailing_slash() -> None:
         ({"base_url": BASE, "account_id": 2**31}, "account_id"),
         ({"base_url": BASE, "account_id": 10**30}, "account_id"),
         ({"base_url": BASE, "account_id": 1.0}, "account_id"),
-        ({"base_url": f"{BASE}\n", "account_id": 1}, "base_url"),
-        ({"base_url": "https://chat.example.com#x", "account_id": 1}, "base_url"),
-        ({"base_url": "https://chät.example.com", "account_id": 1}, "base_url"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
@@ -136,12 +138,30 @@ def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
     assert key in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://chat.example.com",
+        "chat.example.com",
+        f"{BASE}\n",
+        "https://chat.example.com#x",
+        "https://chät.example.com",
+    ],
+)
+def test_the_core_refuses_an_unsafe_base_url(base_url: str) -> None:
+    settings = ADAPTER.parse_settings({"base_url": base_url, "account_id": 1})
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_base_url(ADAPTER, settings, connection="cw")
+    assert (caught.value.key, caught.value.connection) == ("base_url", "cw")
+
+
 def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
     password = "cw-base-url-Pa55"
+    settings = ADAPTER.parse_settings(
+        {"base_url": f"https://agent:{password}@chat.example.com", "account_id": 1}
+    )
     with pytest.raises(ConfigurationError) as caught:
-        ADAPTER.parse_settings(
-            {"base_url": f"https://agent:{password}@chat.example.com", "account_id": 1}
-        )
+        resolve_base_url(ADAPTER, settings)
     assert caught.value.key == "base_url"
     assert password not in str(caught.value) + repr(caught.value)
     assert "https://***@chat.example.com" in str(caught.value)
@@ -154,7 +174,8 @@ def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
 def test_request_per_state_is_exact(state: str) -> None:
     spec = prepare(status(state))
     assert spec.method == "PATCH"
-    assert spec.url == f"{PREFIX}/4711"
+    assert url(spec) == f"{PREFIX}/4711"
+    assert spec.path == "/api/v1/accounts/3/conversations/12/messages/4711"
     assert dict(spec.headers) == {}
     assert spec.json == {"status": state}
     assert spec.body_bytes() == f'{{"status":"{state}"}}'.encode()
@@ -189,13 +210,13 @@ def test_conversation_id_is_required() -> None:
 
 def test_message_id_is_one_encoded_path_segment() -> None:
     spec = prepare(status("read", message_id="a/b?x=1"))
-    assert spec.url == f"{PREFIX}/a%2Fb%3Fx%3D1"
+    assert url(spec) == f"{PREFIX}/a%2Fb%3Fx%3D1"
     assert spec.subject_id == "a/b?x=1"
 
 
 def test_conversation_id_is_one_encoded_path_segment() -> None:
     spec = prepare(status("read", conversation_id="a/b?x=1"))
-    assert spec.url == f"{BASE}/api/v1/accounts/3/conversations/a%2Fb%3Fx%3D1/messages/4711"
+    assert url(spec) == f"{BASE}/api/v1/accounts/3/conversations/a%2Fb%3Fx%3D1/messages/4711"
 
 
 @pytest.mark.parametrize(
@@ -204,14 +225,15 @@ def test_conversation_id_is_one_encoded_path_segment() -> None:
 )
 def test_hostile_ids_stay_inside_their_segment(raw: str, encoded: str) -> None:
     spec = prepare(status("read", message_id=raw, conversation_id=raw))
-    assert spec.url == (f"{BASE}/api/v1/accounts/3/conversations/{encoded}/messages/{encoded}")
+    assert url(spec) == (f"{BASE}/api/v1/accounts/3/conversations/{encoded}/messages/{encoded}")
 
 
 def test_base_url_with_a_path_prefix_is_kept() -> None:
     settings = ADAPTER.parse_settings({"base_url": "http://127.0.0.1:9/chatwoot", "account_id": 1})
     spec = prepare(status("sent"), settings)
     assert (
-        spec.url == "http://127.0.0.1:9/chatwoot/api/v1/accounts/1/conversations/12/messages/4711"
+        url(spec, settings)
+        == "http://127.0.0.1:9/chatwoot/api/v1/accounts/1/conversations/12/messages/4711"
     )
 
 
@@ -231,7 +253,7 @@ def test_success_reads_ids_status_and_request_id() -> None:
         "private": False,
     }
     result = ADAPTER.interpret(
-        prepare(status("delivered")), answer(200, body, {"X-Request-Id": "req-9"})
+        prepare(status("delivered")), answer(200, body, {"X-Request-Id": "req-9"}), SETTINGS
     )
     assert result == VendorResult(
         http_status=200,
@@ -244,7 +266,7 @@ def test_success_reads_ids_status_and_request_id() -> None:
 def test_success_reports_what_chatwoot_kept_for_a_skipped_regression() -> None:
     # read -> delivered: Chatwoot answers 200 and keeps "read".
     result = ADAPTER.interpret(
-        prepare(status("delivered")), answer(200, {"id": 4711, "status": "read"})
+        prepare(status("delivered")), answer(200, {"id": 4711, "status": "read"}), SETTINGS
     )
     assert result.vendor_status == "read"
     assert result.vendor_ids == {"id": "4711"}
@@ -252,7 +274,7 @@ def test_success_reports_what_chatwoot_kept_for_a_skipped_regression() -> None:
 
 
 def test_success_tolerates_string_ids_and_missing_status() -> None:
-    result = ADAPTER.interpret(prepare(status("sent")), answer(200, {"id": "abc"}))
+    result = ADAPTER.interpret(prepare(status("sent")), answer(200, {"id": "abc"}), SETTINGS)
     assert result == VendorResult(http_status=200, vendor_ids={"id": "abc"})
 
 
@@ -273,7 +295,7 @@ def test_success_tolerates_string_ids_and_missing_status() -> None:
 )
 def test_success_without_a_usable_id_is_malformed(body: Any) -> None:
     with pytest.raises(MalformedResponse) as caught:
-        ADAPTER.interpret(prepare(status("sent")), answer(200, body))
+        ADAPTER.interpret(prepare(status("sent")), answer(200, body), SETTINGS)
     assert caught.value.http_status == 200
 
 

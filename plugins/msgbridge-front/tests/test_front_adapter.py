@@ -16,6 +16,7 @@ from msgbridge.adapter import (
     RequestSpec,
     ResponseView,
     VendorResult,
+    resolve_base_url,
 )
 from msgbridge.errors import (
     AuthenticationError,
@@ -44,6 +45,11 @@ def prepare(update: MessageStatus, settings: FrontSettings = SETTINGS) -> Reques
     return ADAPTER.prepare_status(update, settings)
 
 
+def url(spec: RequestSpec, settings: FrontSettings = SETTINGS) -> str:
+    """The URL the core sends *spec* to: its path joined to the connection's base URL."""
+    return spec.prepare(resolve_base_url(ADAPTER, settings)).url
+
+
 def answer(code: int, body: Any = b"", headers: dict[str, str] | None = None) -> ResponseView:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return ResponseView(code, headers or {}, raw)
@@ -51,7 +57,7 @@ def answer(code: int, body: Any = b"", headers: dict[str, str] | None = None) ->
 
 def fail(code: int, body: Any = b"", headers: dict[str, str] | None = None) -> MessagingError:
     with pytest.raises(MessagingError) as caught:
-        ADAPTER.interpret(prepare(failed()), answer(code, body, headers))
+        ADAPTER.interpret(prepare(failed()), answer(code, body, headers), SETTINGS)
     return caught.value
 
 
@@ -96,16 +102,13 @@ def test_settings_defaults_and_overrides() -> None:
     )
     assert parsed.reason_field == "error_message"
     spec = prepare(failed(reason="x"), parsed)
-    assert spec.url == "http://127.0.0.1:9/front/messages/msg_1a2b/status"
+    assert url(spec, parsed) == "http://127.0.0.1:9/front/messages/msg_1a2b/status"
     assert spec.json == {"status": "failed", "error_message": "x"}
 
 
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        ({"base_url": "http://api2.frontapp.com"}, "base_url"),
-        ({"base_url": "api2.frontapp.com"}, "base_url"),
-        ({"base_url": "https://api2.frontapp.com?x=1"}, "base_url"),
         ({"reason_field": "status"}, "reason_field"),
         ({"reason_field": ""}, "reason_field"),
         ({"reason_field": "two words"}, "reason_field"),
@@ -115,8 +118,6 @@ def test_settings_defaults_and_overrides() -> None:
         ({"reason_field": "reason\n"}, "reason_field"),  # '$' let this through
         ({"reason_field": "raison_é"}, "reason_field"),
         ({"reason_field": "r" * 65}, "reason_field"),
-        ({"base_url": "https://api2.frontapp.com\r\n"}, "base_url"),
-        ({"base_url": "https://api2.frontapp.com/#x"}, "base_url"),
     ],
 )
 def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
@@ -125,10 +126,28 @@ def test_bad_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
     assert caught.value.key == key
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://api2.frontapp.com",
+        "api2.frontapp.com",
+        "https://api2.frontapp.com?x=1",
+        "https://api2.frontapp.com\r\n",
+        "https://api2.frontapp.com/#x",
+    ],
+)
+def test_the_core_refuses_an_unsafe_base_url(base_url: str) -> None:
+    settings = ADAPTER.parse_settings({"base_url": base_url})
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_base_url(ADAPTER, settings, connection="front")
+    assert (caught.value.key, caught.value.connection) == ("base_url", "front")
+
+
 def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
     password = "front-base-url-Pa55"
+    settings = ADAPTER.parse_settings({"base_url": f"https://me:{password}@api2.frontapp.com"})
     with pytest.raises(ConfigurationError) as caught:
-        ADAPTER.parse_settings({"base_url": f"https://me:{password}@api2.frontapp.com"})
+        resolve_base_url(ADAPTER, settings)
     assert caught.value.key == "base_url"
     assert password not in str(caught.value) + repr(caught.value)
 
@@ -139,7 +158,8 @@ def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
 def test_failed_request_is_exact() -> None:
     spec = prepare(failed())
     assert spec.method == "PUT"
-    assert spec.url == URL
+    assert spec.path == "/messages/msg_1a2b/status"
+    assert url(spec) == URL
     assert dict(spec.headers) == {}
     assert spec.json == {"status": "failed"}
     assert spec.body_bytes() == b'{"status":"failed"}'
@@ -171,7 +191,7 @@ def test_other_states_cannot_be_prepared(state: str) -> None:
 )
 def test_message_id_is_one_encoded_path_segment(raw: str, encoded: str) -> None:
     spec = prepare(failed(raw))
-    assert spec.url == f"https://api2.frontapp.com/messages/{encoded}/status"
+    assert url(spec) == f"https://api2.frontapp.com/messages/{encoded}/status"
     assert spec.subject_id == raw
 
 
@@ -179,19 +199,19 @@ def test_message_id_is_one_encoded_path_segment(raw: str, encoded: str) -> None:
 
 
 def test_204_without_a_body_is_success() -> None:
-    result = ADAPTER.interpret(prepare(failed()), answer(204))
+    result = ADAPTER.interpret(prepare(failed()), answer(204), SETTINGS)
     assert result == VendorResult(http_status=204)
 
 
 @pytest.mark.parametrize(("code", "body"), [(200, b""), (200, b"{}"), (202, {"ok": True})])
 def test_other_2xx_with_no_body_or_an_object_is_success(code: int, body: Any) -> None:
-    assert ADAPTER.interpret(prepare(failed()), answer(code, body)) == VendorResult(code)
+    assert ADAPTER.interpret(prepare(failed()), answer(code, body), SETTINGS) == VendorResult(code)
 
 
 @pytest.mark.parametrize("body", [b"<html>ok</html>", b"[]", b'"ok"', b"ok"])
 def test_2xx_with_another_body_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedResponse) as caught:
-        ADAPTER.interpret(prepare(failed()), answer(200, body))
+        ADAPTER.interpret(prepare(failed()), answer(200, body), SETTINGS)
     assert caught.value.http_status == 200
 
 

@@ -10,7 +10,7 @@ from msgbridge_kommo import KommoAdapter, KommoSettings
 from msgbridge_kommo.adapter import BASE_URL
 
 from msgbridge import MessageStatus, StatusError
-from msgbridge.adapter import RequestSpec, ResponseView
+from msgbridge.adapter import RequestSpec, ResponseView, resolve_base_url
 from msgbridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -31,11 +31,16 @@ def prepare(update: MessageStatus, settings: KommoSettings = SETTINGS) -> Reques
     return ADAPTER.prepare_status(update, settings)
 
 
+def url(spec: RequestSpec, settings: KommoSettings = SETTINGS) -> str:
+    """The URL the core sends *spec* to: its path joined to the connection's base URL."""
+    return spec.prepare(resolve_base_url(ADAPTER, settings)).url
+
+
 def fail(status: int, body: Any = b"", headers: dict[str, str] | None = None) -> MessagingError:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     with pytest.raises(MessagingError) as caught:
         ADAPTER.interpret(
-            prepare(MessageStatus("m1", "read")), ResponseView(status, headers or {}, raw)
+            prepare(MessageStatus("m1", "read")), ResponseView(status, headers or {}, raw), SETTINGS
         )
     return caught.value
 
@@ -43,7 +48,7 @@ def fail(status: int, body: Any = b"", headers: dict[str, str] | None = None) ->
 def test_delivered_and_read_are_1_and_2() -> None:
     spec = prepare(MessageStatus("3419eef6-2aa3-464c-b6e4-4386d0f8f3ca", "delivered"))
     assert spec.method == "POST"
-    assert spec.url == (
+    assert url(spec) == (
         f"{BASE_URL}/v2/origin/custom/{SCOPE}/3419eef6-2aa3-464c-b6e4-4386d0f8f3ca/delivery_status"
     )
     assert spec.json == {"msgid": "3419eef6-2aa3-464c-b6e4-4386d0f8f3ca", "delivery_status": 1}
@@ -51,7 +56,7 @@ def test_delivered_and_read_are_1_and_2() -> None:
 
 
 def test_the_body_is_compact_json_as_signed() -> None:
-    body = prepare(MessageStatus("m1", "read")).prepare().body
+    body = prepare(MessageStatus("m1", "read")).prepare(BASE_URL).body
     assert body == b'{"msgid":"m1","delivery_status":2}'
 
 
@@ -81,7 +86,7 @@ def test_kommo_has_no_pending_or_sent(state: str) -> None:
 
 def test_the_message_id_is_one_path_segment_and_kept_verbatim_in_the_body() -> None:
     spec = prepare(MessageStatus("a/b?c=1#d", "read"))
-    assert spec.url.endswith("/a%2Fb%3Fc%3D1%23d/delivery_status")
+    assert spec.path == f"/v2/origin/custom/{SCOPE}/a%2Fb%3Fc%3D1%23d/delivery_status"
     assert spec.json["msgid"] == "a/b?c=1#d"
 
 
@@ -95,9 +100,7 @@ def test_the_message_id_is_one_path_segment_and_kept_verbatim_in_the_body() -> N
         ({"scope_id": "chan\u00e9"}, "scope_id"),
         ({"scope_id": "chan\n"}, "scope_id"),
         ({"scope_id": 12}, "scope_id"),
-        ({"scope_id": "s", "base_url": "http://amojo.kommo.com"}, "base_url"),
         ({"scope_id": "s", "base_url": "https://amojo.kommo.com/v2/origin/custom"}, "base_url"),
-        ({"scope_id": "s", "base_url": "https://amojo.kommo.com?x=1"}, "base_url"),
         ({"scope_id": "s", "channel": "x"}, "channel"),
     ],
 )
@@ -107,22 +110,34 @@ def test_bad_settings_are_refused_by_name(raw: dict[str, Any], key: str) -> None
     assert key in str(caught.value)
 
 
+@pytest.mark.parametrize("base_url", ["http://amojo.kommo.com", "https://amojo.kommo.com?x=1"])
+def test_the_core_refuses_an_unsafe_base_url(base_url: str) -> None:
+    settings = ADAPTER.parse_settings({"scope_id": "s", "base_url": base_url})
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_base_url(ADAPTER, settings, connection="kommo")
+    assert (caught.value.key, caught.value.connection) == ("base_url", "kommo")
+
+
 def test_loopback_base_url_for_the_emulator() -> None:
     settings = ADAPTER.parse_settings({"scope_id": "s", "base_url": "http://127.0.0.1:9/kommo/"})
-    assert prepare(MessageStatus("m", "read"), settings).url == (
+    assert url(prepare(MessageStatus("m", "read"), settings), settings) == (
         "http://127.0.0.1:9/kommo/v2/origin/custom/s/m/delivery_status"
     )
 
 
 @pytest.mark.parametrize("body", [b"", b"{}", b'{"ok": true}', b"  "])
 def test_success_is_an_empty_body_or_an_object(body: bytes) -> None:
-    result = ADAPTER.interpret(prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body))
+    result = ADAPTER.interpret(
+        prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body), SETTINGS
+    )
     assert result.http_status == 200
 
 
 @pytest.mark.parametrize("body", [b"<html>ok</html>", b"[]", b'"ok"'])
 def test_a_2xx_that_is_not_kommo_is_applied_with_a_warning(body: bytes) -> None:
-    result = ADAPTER.interpret(prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body))
+    result = ADAPTER.interpret(
+        prepare(MessageStatus("m1", "read")), ResponseView(200, {}, body), SETTINGS
+    )
     assert result.http_status == 200
     assert result.warning is not None
     assert "unexpected body" in result.warning

@@ -17,7 +17,7 @@ from msgbridge_kommo import KommoAdapter, KommoSignature
 from msgbridge_kommo.auth import rfc2822_date
 
 from msgbridge import MessageStatus
-from msgbridge.adapter import PreparedRequest, RequestSpec
+from msgbridge.adapter import PreparedRequest, RequestSpec, resolve_base_url
 from msgbridge.errors import ConfigurationError
 
 # Kommo's documented example (kommo.com/developers/content/chats/chats-api-methods).
@@ -75,7 +75,8 @@ def test_known_answer_from_kommos_example() -> None:
 def test_signature_covers_the_exact_bytes_the_adapter_prepares() -> None:
     adapter = KommoAdapter()
     settings = adapter.parse_settings({"scope_id": "chan_acct"})
-    prepared = adapter.prepare_status(MessageStatus("m/1", "read"), settings).prepare()
+    base = resolve_base_url(adapter, settings)
+    prepared = adapter.prepare_status(MessageStatus("m/1", "read"), settings).prepare(base)
     credential = adapter.credentials_from_token("s3cret")
     assert isinstance(credential, KommoSignature)
     headers = KommoSignature("s3cret", clock=lambda: 0.0).headers(prepared)
@@ -152,4 +153,4 @@ def test_request_spec_stays_credential_free() -> None:
     adapter = KommoAdapter()
     settings = adapter.parse_settings({"scope_id": "chan_acct"})
     spec: RequestSpec = adapter.prepare_status(MessageStatus("m1", "delivered"), settings)
-    assert "X-Signature" not in spec.prepare().headers
+    assert "X-Signature" not in spec.prepare("https://amojo.kommo.com").headers

@@ -41,7 +41,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     path_segment,
 )
 from msgbridge.auth import Credential, RefreshingOAuth, TokenSet, TokenStore
@@ -125,18 +124,15 @@ def _variant_version(_: object, __: attrs.Attribute[str], value: object) -> None
     check_version(value)
 
 
-def _variant_base_url(_: object, __: attrs.Attribute[str], value: object) -> None:
-    check_base_url(value)  # type: ignore[arg-type]  # check_url refuses non-strings
-
-
 @attrs.frozen
 class HighLevelVariant:
-    """What distinguishes a white label: data only (its version and host are checked)."""
+    """What distinguishes a white label: data only (its version is checked here, its
+    host by the core when a connection uses it)."""
 
     id: str
     name: str
     version: str = attrs.field(validator=_variant_version)
-    base_url: str = attrs.field(default=BASE_URL, validator=_variant_base_url)
+    base_url: str = BASE_URL
     variant_of: str | None = None
 
 
@@ -146,11 +142,6 @@ LEADWAY = HighLevelVariant("leadway", "Leadway", "2021-07-28", variant_of="highl
 #: Hoop's endpoint reference lists ``2021-04-15`` (its general guide says 2021-07-28;
 #: override ``version`` in settings if your Hoop account needs it).
 HOOP = HighLevelVariant("hoop", "Hoop", "2021-04-15", variant_of="highlevel")
-
-
-def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        check_base_url(value)
 
 
 def _optional_version(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
@@ -182,8 +173,9 @@ def _optional_identifier(
 class HighLevelSettings:
     """Connection settings for HighLevel and its variants (all optional)."""
 
-    #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/highlevel``).
-    base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+    #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/highlevel``);
+    #: checked by the core when the connection is set up.
+    base_url: str | None = None
     #: Override the ``Version`` header (ASCII letters, digits, ``-``, ``.``, ``_``).
     version: str | None = attrs.field(default=None, validator=_optional_version)
     #: Default ``locationId`` for conversation updates without an ``account_id`` (the
@@ -346,9 +338,6 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
 
     # -- prepare ------------------------------------------------------------------
 
-    def _url(self, settings: HighLevelSettings, path: str) -> str:
-        return (settings.base_url or self.variant.base_url).rstrip("/") + path
-
     def _headers(self, settings: HighLevelSettings) -> dict[str, str]:
         return {"Version": settings.version or self.variant.version}
 
@@ -367,12 +356,11 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         segment = path_segment("message_id", update.message_id)
         return RequestSpec(
             method="PUT",
-            url=self._url(settings, f"/conversations/messages/{segment}/status"),
+            path=f"/conversations/messages/{segment}/status",
             headers=self._headers(settings),
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
-            context={"provider_retry_after": settings.provider_retry_after},
         )
 
     def prepare_conversation(
@@ -393,12 +381,11 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         segment = path_segment("conversation_id", update.conversation_id)
         return RequestSpec(
             method="PUT",
-            url=self._url(settings, f"/conversations/{segment}"),
+            path=f"/conversations/{segment}",
             headers=self._headers(settings),
             json=body,
             operation=Operation.UPDATE_CONVERSATION,
             subject_id=update.conversation_id,
-            context={"provider_retry_after": settings.provider_retry_after},
         )
 
     def prepare_email_status(
@@ -419,12 +406,11 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
         segment = path_segment("message_id", update.message_id)
         return RequestSpec(
             method="PUT",
-            url=self._url(settings, f"/conversations/messages/email/{segment}/status"),
+            path=f"/conversations/messages/email/{segment}/status",
             headers={"Version": EMAIL_STATUS_VERSION},
             json=body,
             operation=Operation.UPDATE_EMAIL_STATUS,
             subject_id=update.message_id,
-            context={"provider_retry_after": settings.provider_retry_after},
         )
 
     def prepare_inbound(self, message: IncomingMessage, settings: HighLevelSettings) -> RequestSpec:
@@ -477,12 +463,11 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
             body["date"] = message.occurred_at.isoformat()
         return RequestSpec(
             method="POST",
-            url=self._url(settings, "/conversations/messages/inbound"),
+            path="/conversations/messages/inbound",
             headers=self._headers(settings),
             json=body,
             operation=Operation.PUBLISH_INBOUND,
             subject_id=message.message_id,
-            context={"provider_retry_after": settings.provider_retry_after},
             # No idempotency key: a resend after the request may have arrived could
             # duplicate the message, so an ambiguous failure is OutcomeUnknown.
             retry_when_ambiguous=False,
@@ -496,7 +481,9 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
 
     # -- interpret ----------------------------------------------------------------
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: HighLevelSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             if request.operation is Operation.UPDATE_CONVERSATION:
                 return self._conversation_result(response)
@@ -506,7 +493,9 @@ class HighLevelAdapter(Adapter[HighLevelSettings]):
                 return self._inbound_result(response)
             return self._status_result(response)
         raise self.error_for(
-            response, provider_retry_after=_retry_hint(request), operation=request.operation
+            response,
+            provider_retry_after=settings.provider_retry_after,
+            operation=request.operation,
         )
 
     def _unreadable(self, response: ResponseView, problem: MalformedResponse) -> VendorResult:
@@ -728,11 +717,6 @@ def _rate_limit_wait(response: ResponseView) -> float | None:
     if remaining == 0 and interval is not None:
         return interval / 1000.0
     return None
-
-
-def _retry_hint(request: RequestSpec) -> float:
-    value = request.context.get("provider_retry_after", 5.0)
-    return float(value) if isinstance(value, (int, float)) else 5.0
 
 
 class HighLevelOAuth(RefreshingOAuth):

@@ -40,7 +40,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     dropped_fields,
     path_segment,
 )
@@ -116,11 +115,6 @@ def _api_version(_: object, __: attrs.Attribute[str], value: str) -> None:
         )
 
 
-def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        check_base_url(value)
-
-
 @attrs.frozen
 class HubSpotSettings:
     """Connection settings for HubSpot custom channels."""
@@ -128,7 +122,9 @@ class HubSpotSettings:
     #: The custom channel's id; a status's own ``channel_id`` wins when it has one.
     channel_id: int | None = attrs.field(default=None, converter=_settings_channel)
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
-    base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+    #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/hubspot``);
+    #: checked by the core when the connection is set up.
+    base_url: str | None = None
     #: Default channel account for publishing incoming messages.
     channel_account_id: str | None = None
 
@@ -218,7 +214,6 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             body["errorMessage"] = update.error.message
         dropped = dropped_fields(update, carried=())
         message = path_segment("message_id", update.message_id)
-        base = (settings.base_url or BASE_URL).rstrip("/")
         if settings.api_version == LEGACY_API_VERSION:
             path = f"/conversations/v3/custom-channels/{channel}/messages/{message}"
         else:
@@ -226,7 +221,7 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             path = f"/conversations/custom-channels/{version}/{channel}/messages/{message}"
         return RequestSpec(
             method="PATCH",
-            url=base + path,
+            path=path,
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
@@ -269,14 +264,13 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
             body["integrationThreadId"] = message.thread_id
         if message.in_reply_to is not None:
             body["inReplyToId"] = message.in_reply_to
-        base = (settings.base_url or BASE_URL).rstrip("/")
         if settings.api_version == LEGACY_API_VERSION:
             path = f"/conversations/v3/custom-channels/{channel}/messages"
         else:
             path = f"/conversations/custom-channels/{settings.api_version}/{channel}/messages"
         return RequestSpec(
             method="POST",
-            url=base + path,
+            path=path,
             json=body,
             operation=Operation.PUBLISH_INBOUND,
             subject_id=message.message_id,
@@ -299,7 +293,9 @@ class HubSpotAdapter(Adapter[HubSpotSettings]):
 
         return HubSpotWebhookVerifier.from_options(self.id, options)
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: HubSpotSettings
+    ) -> VendorResult:
         correlation = response.header("x-hubspot-correlation-id")
         if 200 <= response.status < 300:
             try:

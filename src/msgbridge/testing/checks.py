@@ -27,6 +27,8 @@ from msgbridge.adapter import (
     ResponseView,
     VendorResult,
     check_base_url,
+    check_path,
+    resolve_base_url,
 )
 from msgbridge.errors import (
     AuthenticationError,
@@ -70,6 +72,7 @@ __all__ = [
     "check_no_secret_leaks",
     "check_path_segment",
     "check_rate_limit_feedback",
+    "check_relative_paths",
     "check_request_spec",
     "check_retry_after",
     "check_state",
@@ -232,7 +235,8 @@ class ConformanceCase:
     required_success_fields: tuple[str, ...] = attrs.field(default=(), converter=_names)
     #: Settings keys whose values are secrets (tokens, keys, passwords).
     secret_settings: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    #: Expected base URL; default: ``settings["base_url"]`` or ``adapter.defaults.base_url``.
+    #: Expected base URL of the connection; default: what the core resolves
+    #: (``adapter.base_url(settings)``: the ``base_url`` setting or the adapter's default).
     base_url: str | None = None
     #: False for adapters that send the message id in the body, not the URL path.
     message_id_in_path: bool = True
@@ -263,8 +267,9 @@ class ConformanceCase:
             ) from None
 
     def expected_base_url(self) -> str:
-        raw = self.base_url or self.settings.get("base_url") or self.adapter.defaults.base_url
-        return check_base_url(str(raw))
+        if self.base_url is not None:
+            return check_base_url(self.base_url)
+        return resolve_base_url(self.adapter, self.parsed_settings())
 
     def sendable_states(self) -> tuple[DeliveryState, ...]:
         return tuple(s for s in DeliveryState if self.adapter.capabilities.mapping(s).sendable)
@@ -329,8 +334,9 @@ def _collect(items: Iterable[T], check: Callable[[T], None]) -> None:
 
 def _interpret(case: ConformanceCase, request: RequestSpec, response: ResponseView) -> Any:
     """``interpret``'s result or the ``MessagingError`` it raised; anything else fails."""
+    settings = case.parsed_settings()
     try:
-        return case.adapter.interpret(request, response)
+        return case.adapter.interpret(request, response, settings)
     except MessagingError as exc:
         return exc
     except Exception as exc:
@@ -383,18 +389,13 @@ def check_capabilities(case: ConformanceCase) -> None:
 def check_request_spec(
     case: ConformanceCase, spec: object, *, operation: Operation, subject_id: str
 ) -> RequestSpec:
-    """A request the bridge can send: absolute URL, JSON body, no credentials."""
+    """A request the bridge can send: known method, JSON body, no credentials (its path
+    is :func:`check_relative_paths`' business)."""
     if not isinstance(spec, RequestSpec):
         raise _fail(f"prepare_* must return a RequestSpec, got {type(spec).__name__}")
     problems: list[str] = []
     if spec.method not in _METHODS:
         problems.append(f"method {spec.method!r} is not one of {sorted(_METHODS)}")
-    base = case.expected_base_url()
-    if not spec.url.startswith(base + "/"):
-        problems.append(f"url {spec.url!r} is not under the base URL {base!r}")
-    parts = urlsplit(spec.url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        problems.append(f"url {spec.url!r} is not absolute")
     for name, value in spec.headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
             problems.append(f"header {name!r} must map a str to a str")
@@ -470,8 +471,8 @@ def check_path_segment(case: ConformanceCase, hostile_id: str, *, operation: Ope
         return check_request_spec(case, spec, operation=operation, subject_id=identifier)
 
     benign, hostile = prepare(BENIGN_ID), prepare(hostile_id)
-    b, h = urlsplit(benign.url), urlsplit(hostile.url)
-    shown = f"id {hostile_id!r} gave url {hostile.url!r}"
+    b, h = urlsplit(benign.path), urlsplit(hostile.path)
+    shown = f"id {hostile_id!r} gave path {hostile.path!r}"
     if (b.scheme, b.netloc, b.query, b.fragment) != (h.scheme, h.netloc, h.query, h.fragment):
         raise _fail(f"{shown}: the id changed the host, query or fragment")
     b_segments, h_segments = b.path.split("/"), h.path.split("/")
@@ -485,14 +486,14 @@ def check_path_segment(case: ConformanceCase, hostile_id: str, *, operation: Ope
     )
     in_path = bool(getattr(case, flag))
     if not in_path:
-        if hostile.url != benign.url:
+        if hostile.path != benign.path:
             raise _fail(f"{shown}: the id is declared not to be in the path but changed it")
         return
     slots = [i for i, s in enumerate(b_segments) if s == BENIGN_ID]
     if len(slots) != 1:
         raise _fail(
-            f"the id must appear exactly once as a path segment; {BENIGN_ID!r} gave url "
-            f"{benign.url!r} (set {flag}=False if the id travels in the body)"
+            f"the id must appear exactly once as a path segment; {BENIGN_ID!r} gave path "
+            f"{benign.path!r} (set {flag}=False if the id travels in the body)"
         )
     if len(h_segments) != len(b_segments):
         raise _fail(
@@ -509,6 +510,46 @@ def check_path_segment(case: ConformanceCase, hostile_id: str, *, operation: Ope
             f"{shown}: the id is not one percent-encoded path segment (segment "
             f"{segment!r}); encode it with msgbridge.adapter.path_segment"
         )
+
+
+def _all_requests(case: ConformanceCase, settings: Any) -> list[RequestSpec]:
+    """Every request the case can make the adapter prepare: each sendable state (failures
+    with and without a code), and a conversation update when one is declared."""
+    requests: list[RequestSpec] = []
+    for state in case.sendable_states():
+        errors = _failure_examples() if state is DeliveryState.FAILED else (None,)
+        for error in errors:
+            requests.append(
+                case.adapter.prepare_status(case.status_update(state, error=error), settings)
+            )
+    if case.supports_conversations():
+        requests.append(case.adapter.prepare_conversation(case.conversation_update(), settings))
+    return requests
+
+
+def check_relative_paths(case: ConformanceCase) -> None:
+    """Every request's path is relative to the connection's base URL, which the core
+    owns: it starts with one ``/``, has no scheme or host, no ``.``/``..`` segment, and
+    is encoded ASCII (the core refuses anything else with ``UnsafeRequest``). The base
+    URL the core resolves for the case's settings is the expected one."""
+    settings = case.parsed_settings()
+    problems: list[str] = []
+    try:
+        base = resolve_base_url(case.adapter, settings)
+    except ConfigurationError as exc:
+        raise _fail(f"the core refuses the base URL for the case's settings: {exc}") from None
+    if case.base_url is not None and base != check_base_url(case.base_url):
+        problems.append(f"the base URL resolves to {base!r}, expected {case.base_url!r}")
+    for spec in _all_requests(case, settings):
+        if not isinstance(spec, RequestSpec):
+            problems.append(f"prepare_* must return a RequestSpec, got {type(spec).__name__}")
+            continue
+        try:
+            check_path(spec.path)
+        except MessagingError as exc:
+            problems.append(f"{spec.operation.value} for {spec.subject_id!r}: {exc.message}")
+    if problems:
+        raise _fail("\n".join(dict.fromkeys(problems)))
 
 
 def check_conversation_operation(case: ConformanceCase) -> None:
@@ -908,7 +949,7 @@ def check_no_io(case: ConformanceCase) -> None:
                 case.adapter.prepare_conversation(conversation, settings)
             for response in responses:
                 with contextlib.suppress(MessagingError):
-                    case.adapter.interpret(requests[0], response)
+                    case.adapter.interpret(requests[0], response, settings)
         except Exception as exc:  # report, never let a blocked call escape unexplained
             problems.append(f"raised {type(exc).__name__}: {exc}")
     if attempts:
@@ -950,7 +991,7 @@ def check_no_clock(case: ConformanceCase) -> None:
             for request in requests:
                 for response in responses:
                     with contextlib.suppress(MessagingError):
-                        case.adapter.interpret(request, response)
+                        case.adapter.interpret(request, response, settings)
             for response in responses:
                 case.adapter.rate_limit_feedback(response)
         except Exception as exc:  # report, never let a refused read escape unexplained

@@ -35,6 +35,7 @@ from msgbridge.testing.checks import (
     check_no_secret_leaks,
     check_path_segment,
     check_rate_limit_feedback,
+    check_relative_paths,
     check_retry_after,
     check_state,
     check_success_accepts_unknown_fields,
@@ -120,6 +121,9 @@ class AdapterConformance:
         self, adapter_case: ConformanceCase, hostile_id: str
     ) -> None:
         check_path_segment(adapter_case, hostile_id, operation=Operation.UPDATE_STATUS)
+
+    def test_request_paths_are_relative(self, adapter_case: ConformanceCase) -> None:
+        check_relative_paths(adapter_case)
 
     def test_conversation_operation(self, adapter_case: ConformanceCase) -> None:
         check_conversation_operation(adapter_case)

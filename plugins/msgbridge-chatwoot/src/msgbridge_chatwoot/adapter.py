@@ -1,6 +1,6 @@
 """Chatwoot: update the delivery status of a message in an API-channel inbox.
 
-``PATCH {base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages/{id}``
+``PATCH /api/v1/accounts/{account_id}/conversations/{conversation_id}/messages/{id}``
 (``{id}`` is the message id) with ``{"status": "sent"|"delivered"|"read"|"failed",
 "external_error"?: str}`` and the ``api_access_token`` header (see
 :class:`msgbridge_chatwoot.auth.ChatwootToken`). Chatwoot answers 200 with the message
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -41,7 +40,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     dropped_fields,
     path_segment,
 )
@@ -87,22 +85,15 @@ STATES: Mapping[DeliveryState, StateMapping] = {
 CHATWOOT_RATE_BUDGET = RateBudget(requests=25, per_seconds=1.0)
 
 
-def _base_url(value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"base_url must be a string such as 'https://chat.example.com', got "
-            f"{type(value).__name__}",
-            key="base_url",
-        )
-    url = check_base_url(value)
-    path = urlsplit(url).path.rstrip("/")
-    if path.endswith(("/api/v1", "/api")):
+def _installation_root(_: object, __: attrs.Attribute[str], value: object) -> None:
+    """Chatwoot's own rule (the core checks the URL itself): the root, not its API path,
+    which the adapter's paths already carry."""
+    if isinstance(value, str) and value.rstrip("/").endswith(("/api/v1", "/api")):
         raise ConfigurationError(
             f"base_url must be the Chatwoot installation root (e.g. 'https://chat.example.com'), "
-            f"without the API path; got {value!r}",
+            f"without the API path; got {ascii(value)[:120]}",
             key="base_url",
         )
-    return url
 
 
 #: Largest account id: Chatwoot's ``accounts.id`` is a PostgreSQL ``integer``.
@@ -123,8 +114,9 @@ class ChatwootSettings:
     """Connection settings for Chatwoot (both required)."""
 
     #: The installation root, e.g. ``https://chat.example.com`` or ``https://app.chatwoot.com``
-    #: (or the emulator's ``http://127.0.0.1:PORT/chatwoot``). https only, except loopback.
-    base_url: str = attrs.field(converter=_base_url)
+    #: (or the emulator's ``http://127.0.0.1:PORT/chatwoot``). Required: most installations
+    #: are self-hosted. The core checks it (https only, except loopback).
+    base_url: str = attrs.field(validator=_installation_root)
     #: The Chatwoot account the conversations belong to.
     account_id: int = attrs.field(validator=_account_id)
 
@@ -180,13 +172,13 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
             body["external_error"] = update.error.message
         conversation = path_segment("conversation_id", update.conversation_id)
         message = path_segment("message_id", update.message_id)
-        url = (
-            f"{settings.base_url}/api/v1/accounts/{settings.account_id}"
+        path = (
+            f"/api/v1/accounts/{settings.account_id}"
             f"/conversations/{conversation}/messages/{message}"
         )
         return RequestSpec(
             method="PATCH",
-            url=url,
+            path=path,
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
@@ -202,7 +194,9 @@ class ChatwootAdapter(Adapter[ChatwootSettings]):
 
     # -- interpret --------------------------------------------------------------------
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: ChatwootSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             return self._result(response)
         raise self.error_for(response)

@@ -1,6 +1,6 @@
 """Front: mark an outbound message as failed ("Update message status").
 
-``PUT {base_url}/messages/{message_id}/status`` with ``{"status": "failed", "reason"?: str}``
+``PUT /messages/{message_id}/status`` with ``{"status": "failed", "reason"?: str}``
 and ``Authorization: Bearer <API token or JWT>`` (msgbridge's
 :class:`~msgbridge.auth.BearerToken`). Front answers ``204 No Content``. Front's only
 status value is ``failed``: marking a message failed reopens its conversation so the
@@ -42,7 +42,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     dropped_fields,
     path_segment,
 )
@@ -97,11 +96,6 @@ RATE_LIMIT_WINDOW = 60.0
 _FIELD = ascii_pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
-def _optional_base_url(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None:
-        check_base_url(value)
-
-
 def _reason_field(_: object, __: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not _FIELD.match(value) or value == "status":
         raise ConfigurationError(
@@ -115,8 +109,9 @@ def _reason_field(_: object, __: attrs.Attribute[str], value: str) -> None:
 class FrontSettings:
     """Connection settings for Front (all optional)."""
 
-    #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/front``).
-    base_url: str | None = attrs.field(default=None, validator=_optional_base_url)
+    #: Override the API host (e.g. the emulator's ``http://127.0.0.1:PORT/front``);
+    #: checked by the core when the connection is set up.
+    base_url: str | None = None
     #: The body key carrying the failure reason (unconfirmed at Front; see the README).
     reason_field: str = attrs.field(default=DEFAULT_REASON_FIELD, validator=_reason_field)
 
@@ -145,11 +140,10 @@ class FrontAdapter(Adapter[FrontSettings]):
         body: dict[str, Any] = {"status": value}
         if update.error is not None:
             body[settings.reason_field] = update.error.message
-        base = (settings.base_url or BASE_URL).rstrip("/")
         message = path_segment("message_id", update.message_id)
         return RequestSpec(
             method="PUT",
-            url=f"{base}/messages/{message}/status",
+            path=f"/messages/{message}/status",
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
@@ -157,7 +151,9 @@ class FrontAdapter(Adapter[FrontSettings]):
             dropped=dropped_fields(update, carried=()),
         )
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: FrontSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             # Front documents 204 No Content; a JSON object is tolerated, anything else
             # in a 2xx is not Front talking (a proxy page, say).

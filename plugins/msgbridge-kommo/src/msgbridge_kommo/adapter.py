@@ -1,6 +1,6 @@
 """Kommo (amoCRM) Chats API: update the delivery status of a message in a custom channel.
 
-``POST {base_url}/v2/origin/custom/{scope_id}/{msgid}/delivery_status`` with
+``POST /v2/origin/custom/{scope_id}/{msgid}/delivery_status`` with
 ``{"msgid": ..., "delivery_status": 1|2|-1, "error_code"?: 901..905, "error"?: str}``,
 signed by :class:`msgbridge_kommo.auth.KommoSignature`. Sources:
 kommo.com/developers/content/chats/update-message-delivery-status and
@@ -51,7 +51,6 @@ from msgbridge.adapter import (
     ResponseView,
     StateMapping,
     VendorResult,
-    check_base_url,
     dropped_fields,
     path_segment,
 )
@@ -107,20 +106,15 @@ KOMMO_RATE_BUDGET = RateBudget(requests=5, per_seconds=1.0)
 _SCOPE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}\Z", re.ASCII)
 
 
-def _base_url(value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"base_url must be a string such as {BASE_URL!r}, got {type(value).__name__}",
-            key="base_url",
-        )
-    url = check_base_url(value)
-    if url.endswith("/v2/origin/custom") or url.endswith("/v2"):
+def _api_host(_: object, __: attrs.Attribute[str | None], value: object) -> None:
+    """Kommo's own rule (the core checks the URL itself): the host, not the API path,
+    which the adapter's paths already carry."""
+    if isinstance(value, str) and value.rstrip("/").endswith(("/v2/origin/custom", "/v2")):
         raise ConfigurationError(
             f"base_url must be the Chats API host (e.g. {BASE_URL!r}), without the API "
-            f"path; got {value!r}",
+            f"path; got {ascii(value)[:120]}",
             key="base_url",
         )
-    return url
 
 
 def _scope_id(_: object, __: attrs.Attribute[str], value: object) -> None:
@@ -140,8 +134,9 @@ class KommoSettings:
 
     #: The channel's scope id in this account (from "connect channel").
     scope_id: str = attrs.field(validator=_scope_id)
-    #: The Chats API host (or the emulator's ``http://127.0.0.1:PORT/kommo``).
-    base_url: str = attrs.field(default=BASE_URL, converter=_base_url)
+    #: Override the Chats API host (or the emulator's ``http://127.0.0.1:PORT/kommo``);
+    #: checked by the core when the connection is set up.
+    base_url: str | None = attrs.field(default=None, validator=_api_host)
 
 
 def _kommo_code(update: MessageStatus) -> int | None:
@@ -196,8 +191,7 @@ class KommoAdapter(Adapter[KommoSettings]):
         message = path_segment("message_id", update.message_id)
         return RequestSpec(
             method="POST",
-            url=f"{settings.base_url}/v2/origin/custom/{settings.scope_id}/{message}"
-            "/delivery_status",
+            path=f"/v2/origin/custom/{settings.scope_id}/{message}/delivery_status",
             json=body,
             operation=Operation.UPDATE_STATUS,
             subject_id=update.message_id,
@@ -206,7 +200,9 @@ class KommoAdapter(Adapter[KommoSettings]):
 
     # -- interpret --------------------------------------------------------------------
 
-    def interpret(self, request: RequestSpec, response: ResponseView) -> VendorResult:
+    def interpret(
+        self, request: RequestSpec, response: ResponseView, settings: KommoSettings
+    ) -> VendorResult:
         if 200 <= response.status < 300:
             if response.body.strip() and response.json_object() is None:
                 # Kommo applied it (2xx); its answer is just not what we expect.
