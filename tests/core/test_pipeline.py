@@ -223,7 +223,12 @@ def test_leaving_sync_update_many_early_stops_sending_and_reports(
     client.close()
     assert took < 1.0, f"leaving update_many took {took:.1f} s"
     assert len(sent) == count, "updates were sent after the caller left"
-    assert sorted(u.subject_id for u in unsettled) == [f"m{i}" for i in range(6)]
+    # Every update that reached the vendor without a settled answer is reported (one whose
+    # thread had not started when the caller left was never sent and may be left out).
+    reached = set(sent) - {"ok"}
+    reported = {u.subject_id for u in unsettled}
+    assert reached, "no update was in flight when the caller left"
+    assert reached <= reported <= {f"m{i}" for i in range(6)}
 
 
 @pytest.mark.anyio
