@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -33,11 +34,12 @@ class PersistentGuard:
     through claims the message (``msgbridge_claims``) until its ``record`` (or
     :meth:`release`, or ``claim_seconds``); a ``check`` in another process for a message
     claimed by someone else waits for the claim to end, then decides on what was
-    recorded. So two processes never have requests for one message in flight at once,
-    and a lower state is never sent after a higher one was. A claim whose request failed
-    (no ``record``) makes the other processes wait until it expires, unless the caller
-    calls :meth:`release`; choose ``claim_seconds`` longer than the bridge's retry
-    deadline plus its request timeout.
+    recorded. Each claim is its own: bridges in one process sharing one guard object
+    (threads and tasks) keep each other out as processes do. So two processes never have
+    requests for one message in flight at once, and a lower state is never sent after a
+    higher one was. A claim whose request failed (no ``record``) makes the other
+    processes wait until it expires, unless the caller calls :meth:`release`; choose
+    ``claim_seconds`` longer than the bridge's retry deadline plus its request timeout.
 
     An :class:`~msgbridge.outbox.OutboxWorker` whose bridge holds this guard needs no
     claims (its connection lease already makes it the only sender for the account): it
@@ -63,8 +65,13 @@ class PersistentGuard:
         self.clock = clock
         self.claim_seconds = float(claim_seconds)
         self.sleep = sleep
-        #: Who claims messages for this guard (one per guard object).
+        #: The prefix of this guard's claims. Each claim gets its own holder (this prefix
+        #: and a counter), so bridges sharing one guard object (a thread's ``Bridge`` and
+        #: a task's ``AsyncBridge``) keep each other out as processes do.
         self.holder = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._claim_ids = itertools.count(1)
+        #: This guard's live claims: message → its claim's holder.
+        self._claims: dict[Key, str] = {}
         self._lock = threading.Lock()
         self._known: dict[Key, Applied | None] = {}
         self._staged: dict[Key, Applied] = {}
@@ -106,6 +113,8 @@ class PersistentGuard:
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> Outcome | None:
         """Decide under a claim: wait for another holder's claim to end first."""
+        key = (connection, message_id)
+        me = f"{self.holder}:{next(self._claim_ids)}"
         while True:
             now = self.clock()
             with self.store.transaction() as tx:
@@ -122,7 +131,7 @@ class PersistentGuard:
                 if row is None:  # pruned between the two statements: start again
                     continue
                 holder, until = row[0], float(row[1])
-                if holder is None or holder == self.holder or until <= now:
+                if holder is None or until <= now:
                     outcome = verdict(
                         sql.applied_one(tx, connection, message_id), state, vendor_value
                     )
@@ -131,13 +140,15 @@ class PersistentGuard:
                             "UPDATE msgbridge_claims SET holder = ?, state = ?, until = ? "
                             "WHERE connection = ? AND message_id = ?",
                             (
-                                self.holder,
+                                me,
                                 state.value,
                                 now + self.claim_seconds,
                                 connection,
                                 message_id,
                             ),
                         )
+                        with self._lock:
+                            self._claims[key] = me
                     return outcome
             # Another process has a request for this message in flight: wait for it.
             self.sleep(min(0.02, max(0.001, until - now)))
@@ -163,10 +174,14 @@ class PersistentGuard:
             self._unclaim(tx, connection, message_id)
 
     def _unclaim(self, tx: Tx, connection: str, message_id: str) -> None:
+        with self._lock:
+            me = self._claims.pop((connection, message_id), None)
+        if me is None:
+            return
         tx.execute(
             "UPDATE msgbridge_claims SET holder = NULL, until = 0 "
             "WHERE connection = ? AND message_id = ? AND holder = ?",
-            (connection, message_id, self.holder),
+            (connection, message_id, me),
         )
 
     def last(self, connection: str, message_id: str) -> DeliveryState | None:
