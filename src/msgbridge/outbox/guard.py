@@ -44,7 +44,10 @@ class PersistentGuard:
     An :class:`~msgbridge.outbox.OutboxWorker` whose bridge holds this guard needs no
     claims (its connection lease already makes it the only sender for the account): it
     primes the guard with the batch's applied states (one query per batch) and writes
-    the records itself, in the transaction that completes the rows.
+    the records itself, in the transaction that completes the rows. Only the batch's own
+    messages are treated so: other messages checked meanwhile through the same guard (the
+    application calling ``update_status`` on the worker's bridge) are claimed and
+    recorded as usual.
 
     ``forget`` (called by ``Bridge.remove_connection``) only drops in-memory state: the
     database keeps its history, so removing a connection from one process never
@@ -97,12 +100,10 @@ class PersistentGuard:
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> Outcome | None:
         found, previous = self._cached((connection, message_id))
-        with self._lock:
-            deferred = self._deferred
-        if found or deferred:
-            return verdict(
-                previous if found else self._previous(connection, message_id), state, vendor_value
-            )
+        if found:  # a message of a worker's batch: its connection lease makes it ours
+            return verdict(previous, state, vendor_value)
+        # Any other message (a direct call on a bridge a worker also uses included) is
+        # decided under a claim, as in any process.
         # Cheap path first: what is already applied may settle it without a claim.
         quick = verdict(self._previous(connection, message_id), state, vendor_value)
         if quick is not None:
@@ -158,7 +159,9 @@ class PersistentGuard:
     ) -> None:
         key = (connection, message_id)
         with self._lock:
-            if self._deferred:
+            # Only a worker batch's own messages are staged (the worker writes them with
+            # the rows it settles); anything else is written now, or it would be lost.
+            if self._deferred and (key in self._known or key in self._staged):
                 previous = self._staged.get(key, self._known.get(key))
                 if previous is None or state.may_follow(previous[0]):
                     self._staged[key] = (state, vendor_value)
