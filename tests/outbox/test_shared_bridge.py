@@ -61,3 +61,40 @@ def test_a_direct_update_during_a_worker_batch_is_recorded(emu: Emulator, tmp_pa
     ranks = [HL_RANK[s] for s in history]
     assert ranks == sorted(ranks), history
     assert late.outcome is EnqueueOutcome.STALE
+
+
+def test_a_direct_update_of_a_message_in_the_batch_is_recorded(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """The same, for a message the worker is delivering: the direct ``read`` waits for
+    the worker's ``pending`` (one turn per message) and goes out while the batch is
+    still open (a slower account's row); the outbox must then know ``read``, not only
+    the ``pending`` the worker settled."""
+    connections = [hl_connection(emu), hl_connection(emu, "leadway")]
+    emu.faults.latency(0.5, vendor="highlevel", route="update_message_status", count=1)
+    emu.faults.latency(2.5, vendor="leadway", route="update_message_status", count=1)
+    with Outbox(tmp_path / "outbox.db") as box:
+        guard = box.guard()
+        workers: list[OutboxWorker] = []
+        bridge = Bridge(connections, guard=guard, fence=lambda name: workers[0].fence(name))
+        worker = OutboxWorker(box, bridge)
+        workers.append(worker)
+        box.enqueue("highlevel", MessageStatus("m-both", "pending"))
+        box.enqueue("leadway", MessageStatus("m-slow", "delivered"))
+        drained = threading.Thread(target=worker.drain)
+        drained.start()
+        try:
+            assert wait_for(lambda: guard._depth > 0), "the worker's batch never started"
+            direct = bridge.update_status("highlevel", MessageStatus("m-both", "read"))
+            assert direct.outcome is Outcome.APPLIED
+            assert guard._depth > 0, "the batch ended before the direct update: no race"
+        finally:
+            drained.join(20)
+        late = box.enqueue("highlevel", MessageStatus("m-both", "delivered"))
+        worker.drain()
+        worker.close()
+        bridge.close()
+    history = emu.message("highlevel", "m-both").statuses
+    ranks = [HL_RANK[s] for s in history]
+    assert ranks == sorted(ranks), history
+    assert late.outcome is EnqueueOutcome.STALE

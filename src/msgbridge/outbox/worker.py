@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from types import TracebackType
 from typing import Any
@@ -363,14 +363,17 @@ class OutboxWorker:
             to_send.append(row)
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
+        #: What the guard recorded during the batch: the rows' own deliveries and any
+        #: update sent directly through the same bridge meanwhile, written at settle.
+        staged: dict[Key, Applied] = {}
         self._batch_fences = {r.connection: r.fence for r in to_send if r.fence is not None}
         if items:
             known: dict[Key, Applied | None] = {
                 (r.connection, r.subject_id): applied.get(r.id) for r in to_send if r.kind == STATUS
             }
-            guarding = self._guard.batch(known) if self._guard is not None else nullcontext()
+            guarding = self._guard.batch(known) if self._guard is not None else nullcontext(staged)
             try:
-                with guarding, self._heartbeat(rows):
+                with guarding as staged, self._heartbeat(rows):
                     for receipt in self.bridge.update_many(
                         items,
                         max_in_flight=self.max_in_flight,
@@ -381,9 +384,9 @@ class OutboxWorker:
             except BaseException:
                 # Interrupted (Ctrl-C, a bug): settle what is known, give the rest back now
                 # rather than when the leases expire.
-                self._settle_quietly(rows, settled, to_send, receipts, report)
+                self._settle_quietly(rows, settled, to_send, receipts, report, staged)
                 raise
-        self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        self._settle(rows, self._with_receipts(settled, to_send, receipts), report, staged)
         self.totals.add(report)
         return report
 
@@ -411,14 +414,19 @@ class OutboxWorker:
         to_send: Sequence[LeasedRow],
         receipts: Sequence[Receipt | None],
         report: BatchReport,
+        staged: Mapping[Key, Applied],
     ) -> None:
         try:
-            self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+            self._settle(rows, self._with_receipts(settled, to_send, receipts), report, staged)
         except Exception as exc:  # the original error matters more; leases will expire
             log.warning("msgbridge outbox: could not settle an interrupted batch: %s", exc)
 
     def _settle(
-        self, rows: Sequence[LeasedRow], settled: dict[int, Receipt | str], report: BatchReport
+        self,
+        rows: Sequence[LeasedRow],
+        settled: dict[int, Receipt | str],
+        report: BatchReport,
+        staged: Mapping[Key, Applied] | None = None,
     ) -> None:
         now = self.clock()
         records = [
@@ -429,6 +437,13 @@ class OutboxWorker:
             and r.state is not None
             and r.vendor_value is not None
         ]
+        if staged:
+            mine = {(c, m, s) for c, m, s, _, _ in records}
+            records += [
+                (c, m, state, value, now)
+                for (c, m), (state, value) in staged.items()
+                if (c, m, state) not in mine
+            ]
         with self.store.transaction() as tx:
             if records:
                 sql.record_applied(tx, records)
