@@ -2,22 +2,23 @@
 
 Hostile check of "never backwards, whatever entry point, across processes": a web
 process calls ``Bridge.update_status`` with ``guard=outbox.guard()`` (claims keep plain
-bridges apart) while an outbox worker drains the same connection. The worker's
-connection lease only excludes other *workers*; the plain bridge's claim only excludes
-other *claimants*. Here the worker's ``delivered`` is on its way to the vendor when the
-web process sends ``read`` for the same message.
+bridges apart) while an outbox worker drains the same connection. A connection lease
+only excludes other *workers*, so the worker claims its batch's messages too: whichever
+of the two has a request for a message in flight, the other waits for it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from msgbridge import Bridge, MessageStatus, Outcome
 from msgbridge.emulator import Emulator
+from msgbridge.emulator.faults import FaultRule
 from msgbridge.outbox import Outbox, OutboxWorker
 from msgbridge.retry import RetryPolicy
 
@@ -26,36 +27,44 @@ from .conftest import hl_connection
 HL_RANK = {"pending": 0, "delivered": 2, "read": 3, "failed": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "an OutboxWorker's batch neither takes nor honours PersistentGuard claims (its "
-        "connection lease is meant to make it the only sender), and a plain bridge's "
-        "claim knows nothing of rows a worker has leased: both send for one message at "
-        "once and the vendor ends on the older state. Not fixed here (outbox code is "
-        "being changed in parallel): the worker would claim its batch's messages in the "
-        "lease transaction (INSERT .. ON CONFLICT DO UPDATE where the claim is free, "
-        "which waits for a plain bridge's uncommitted claim on PostgreSQL), give back "
-        "rows whose message is claimed elsewhere, extend the claims with its heartbeat "
-        "and end them in the settle transaction."
-    ),
-)
-def test_a_plain_bridge_and_a_worker_never_regress_one_message(
-    emu: Emulator, tmp_path: Path
-) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "outbox.db")
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+def arrived(emu: Emulator, rule: FaultRule, timeout: float = 10.0) -> bool:
+    """True once the one request *rule* holds has reached the vendor."""
+    deadline = time.monotonic() + timeout
+    while rule in emu.faults.rules and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return rule not in emu.faults.rules
+
+
+def in_thread(work: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def assert_never_backwards(emu: Emulator, message_id: str) -> None:
+    history = emu.message("highlevel", message_id).statuses
+    ranks = [HL_RANK[s] for s in history]
+    assert ranks == sorted(ranks), history
+
+
+def test_a_plain_bridge_waits_for_the_workers_request(emu: Emulator, target: str) -> None:
     connection = hl_connection(emu)
     # The worker's request is held 1.5 s at the vendor before it is applied.
     held = emu.faults.latency(1.5, vendor="highlevel", route="update_message_status", count=1)
-    with Outbox(tmp_path / "outbox.db") as box:
+    with Outbox(target) as box:
         box.enqueue("highlevel", MessageStatus("m-1", "delivered"))
         with OutboxWorker.create(box, [connection]) as worker:
-            drained = threading.Thread(target=worker.drain)
-            drained.start()
+            drained = in_thread(worker.drain)
             try:
-                deadline = time.monotonic() + 10
-                while held in emu.faults.rules and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                assert held not in emu.faults.rules, "the worker's request never arrived"
+                assert arrived(emu, held), "the worker's request never arrived"
                 # The web process, with its own guard over the same outbox.
                 with Bridge(
                     [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
@@ -63,7 +72,36 @@ def test_a_plain_bridge_and_a_worker_never_regress_one_message(
                     read = web.update_status("highlevel", MessageStatus("m-1", "read"))
             finally:
                 drained.join(20)
-    assert read.outcome in (Outcome.APPLIED, Outcome.SKIPPED_DUPLICATE)
-    history = emu.message("highlevel", "m-1").statuses
-    ranks = [HL_RANK[s] for s in history]
-    assert ranks == sorted(ranks), history
+    assert read.outcome is Outcome.APPLIED
+    assert_never_backwards(emu, "m-1")
+    assert emu.message("highlevel", "m-1").statuses[-1] == "read"
+
+
+def test_a_worker_gives_back_a_message_a_plain_bridge_is_sending(
+    emu: Emulator, target: str
+) -> None:
+    connection = hl_connection(emu)
+    # The web process's request is held 1.5 s at the vendor before it is applied.
+    held = emu.faults.latency(1.5, vendor="highlevel", route="update_message_status", count=1)
+    with Outbox(target) as box:
+        receipts: list[Outcome] = []
+
+        def web_sends_read() -> None:
+            with Bridge(
+                [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
+            ) as web:
+                read = web.update_status("highlevel", MessageStatus("m-2", "read"))
+                receipts.append(read.outcome)
+
+        web = in_thread(web_sends_read)
+        try:
+            assert arrived(emu, held), "the web process's request never arrived"
+            box.enqueue("highlevel", MessageStatus("m-2", "delivered"))  # a late callback
+            with OutboxWorker.create(box, [connection], idle_interval=0.05) as worker:
+                report = worker.drain(timeout=20)
+        finally:
+            web.join(20)
+        assert box.stats().pending == 0
+    assert receipts == [Outcome.APPLIED]
+    assert report.applied == 0  # "delivered" came after "read": dropped as stale
+    assert_never_backwards(emu, "m-2")

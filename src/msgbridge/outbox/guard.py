@@ -41,10 +41,11 @@ class PersistentGuard:
     processes wait until it expires, unless the caller calls :meth:`release`; choose
     ``claim_seconds`` longer than the bridge's retry deadline plus its request timeout.
 
-    An :class:`~msgbridge.outbox.OutboxWorker` whose bridge holds this guard needs no
-    claims (its connection lease already makes it the only sender for the account): it
-    primes the guard with the batch's applied states (one query per batch) and writes
-    the records itself, in the transaction that completes the rows. Only the batch's own
+    An :class:`~msgbridge.outbox.OutboxWorker` claims its batch's messages itself, all at
+    once in the transaction that leases the rows (so plain bridges wait for its batch,
+    and it gives back rows a plain bridge is sending): it primes the guard with the
+    batch's applied states (one query per batch) and writes the records itself, in the
+    transaction that completes the rows. Only the batch's own
     messages are treated so: other messages checked meanwhile through the same guard (the
     application calling ``update_status`` on the worker's bridge) are claimed and
     recorded as usual.

@@ -34,6 +34,7 @@ harmless identical update).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -83,6 +84,8 @@ OUTBOX_RETRY = RetryPolicy(
 Update = MessageStatus | ConversationUpdate
 #: Settlement of a row that was sent but has no receipt: give it back.
 NO_RECEIPT = "no receipt"
+#: A row whose message a plain bridge (another process) has claimed: given back unsent.
+CLAIMED = "claimed elsewhere"
 
 
 def default_owner() -> str:
@@ -183,6 +186,11 @@ class OutboxWorker:
         self._last_rebalance: float | None = None
         #: The fence each connection's rows in the current batch were leased under.
         self._batch_fences: dict[str, int] = {}
+        #: The current batch's claims on its messages (holder, keys), and when a row whose
+        #: message is claimed by a plain bridge may be leased again.
+        self._batch_claims: tuple[str, list[Key]] = ("", [])
+        self._claimed_until: dict[int, float] = {}
+        self._batch_ids = itertools.count(1)
         self._rebalance_now = False
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
@@ -334,7 +342,14 @@ class OutboxWorker:
                 fenced=self.leases is not None,
             )
             rows = [LeasedRow.from_row(r) for r in raw]
+            # Claimed before the applied states are read: a plain bridge that ends its
+            # claim has recorded what it applied in the same transaction.
+            holder = f"{self.owner}:batch-{next(self._batch_ids)}"
+            keys = sorted({(r.connection, r.subject_id) for r in rows if r.kind == STATUS})
+            elsewhere = sql.claim_batch(tx, keys, holder, now, now + self.lease_seconds)
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
+        self._batch_claims = (holder, keys)
+        self._claimed_until = {}
         if not rows:
             return report
         report.batches = 1
@@ -347,6 +362,13 @@ class OutboxWorker:
                 update = decode(row.kind, row.payload)
             except InvalidStatus as exc:
                 settled[row.id] = f"the stored update cannot be read: {exc.message}"
+                continue
+            if row.kind == STATUS and (row.connection, row.subject_id) in elsewhere:
+                # A plain bridge has a request for this message in flight: after it.
+                settled[row.id] = CLAIMED
+                self._claimed_until[row.id] = min(
+                    elsewhere[(row.connection, row.subject_id)], now + self.idle_interval
+                )
                 continue
             previous = applied.get(row.id)
             if (
@@ -444,14 +466,20 @@ class OutboxWorker:
                 for (c, m), (state, value) in staged.items()
                 if (c, m, state) not in mine
             ]
+        holder, claims = self._batch_claims
         with self.store.transaction() as tx:
             if records:
                 sql.record_applied(tx, records)
+            sql.end_claims(tx, claims, holder)
             for row in rows:
                 result = settled[row.id]
                 if isinstance(result, str):
                     if result == NO_RECEIPT:  # interrupted, or a bridge contract violation
                         self._count(report, sql.release(tx, row, self.owner, now))
+                        continue
+                    if result == CLAIMED:
+                        at = self._claimed_until.get(row.id, now)
+                        self._count(report, sql.release(tx, row, self.owner, at))
                         continue
                     outcome = sql.bury(
                         tx,
@@ -540,6 +568,7 @@ class OutboxWorker:
             yield
             return
         stop = threading.Event()
+        holder, claims = self._batch_claims
 
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
@@ -547,7 +576,9 @@ class OutboxWorker:
                     self.leases.renew()  # logs its own storage errors
                 try:
                     with self.store.transaction() as tx:
-                        sql.extend(tx, rows, self.owner, self.clock() + self.lease_seconds)
+                        until = self.clock() + self.lease_seconds
+                        sql.extend(tx, rows, self.owner, until)
+                        sql.extend_claims(tx, claims, holder, until)
                 except StorageError as exc:  # the next beat may get through
                     log.warning("msgbridge outbox: could not extend leases: %s", exc)
 
