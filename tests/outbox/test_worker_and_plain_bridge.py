@@ -105,3 +105,27 @@ def test_a_worker_gives_back_a_message_a_plain_bridge_is_sending(
     assert receipts == [Outcome.APPLIED]
     assert report.applied == 0  # "delivered" came after "read": dropped as stale
     assert_never_backwards(emu, "m-2")
+
+
+def test_a_plain_bridge_does_not_undercut_a_pending_row_the_vendor_may_have(
+    emu: Emulator, target: str
+) -> None:
+    """The worker's ``read`` reached the vendor but its answer was lost (connection cut
+    after the vendor applied it): the row is rescheduled, ``read`` is not recorded as
+    applied, and no one holds a claim. A plain bridge's ``delivered`` for the message
+    must not go out meanwhile: the outbox still means to deliver ``read``."""
+    connection = hl_connection(emu)
+    with Outbox(target) as box:
+        box.enqueue("highlevel", MessageStatus("m-3", "read"))
+        cut = emu.faults.drop(vendor="highlevel", route="update_message_status", after=True)
+        with OutboxWorker.create(box, [connection], bridge_retry=RetryPolicy.none()) as worker:
+            assert worker.run_once().retried == 1
+        emu.faults.remove(cut)
+        assert emu.message("highlevel", "m-3").statuses == ["read"]  # applied, unknown to us
+        with Bridge(
+            [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
+        ) as web:
+            delivered = web.update_status("highlevel", MessageStatus("m-3", "delivered"))
+        assert box.stats().pending == 1  # the outbox still delivers "read" later
+    assert delivered.outcome is Outcome.SKIPPED_SUPERSEDED
+    assert_never_backwards(emu, "m-3")

@@ -22,6 +22,21 @@ Key = tuple[str, str]
 Applied = tuple[DeliveryState, str]
 
 
+def _superseded(tx: Tx, connection: str, message_id: str, state: DeliveryState) -> Outcome | None:
+    """``SKIPPED_SUPERSEDED`` if the outbox holds a pending status for the message that
+    *state* may not follow: the vendor may already have it (a worker's request whose
+    answer was lost, or a worker paused after sending), and the outbox delivers it."""
+    row = tx.fetchone(
+        "SELECT state FROM msgbridge_outbox WHERE connection = ? AND kind = 'status' "
+        "AND subject_id = ?",
+        (connection, message_id),
+    )
+    ahead = sql.state_or_none(row[0]) if row is not None else None
+    if ahead is not None and not state.may_follow(ahead):
+        return Outcome.SKIPPED_SUPERSEDED
+    return None
+
+
 class PersistentGuard:
     """Implements :class:`msgbridge.guard.Guard` over a database every process shares.
 
@@ -136,7 +151,7 @@ class PersistentGuard:
                 if holder is None or until <= now:
                     outcome = verdict(
                         sql.applied_one(tx, connection, message_id), state, vendor_value
-                    )
+                    ) or _superseded(tx, connection, message_id, state)
                     if outcome is None:
                         tx.execute(
                             "UPDATE msgbridge_claims SET holder = ?, state = ?, until = ? "
