@@ -129,3 +129,35 @@ def test_a_plain_bridge_does_not_undercut_a_pending_row_the_vendor_may_have(
         assert box.stats().pending == 1  # the outbox still delivers "read" later
     assert delivered.outcome is Outcome.SKIPPED_SUPERSEDED
     assert_never_backwards(emu, "m-3")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a plain bridge's request whose answer was lost after the vendor applied it is a "
+        "FAILED receipt; MessagePolicy.settle then releases the claim and nothing records "
+        "that the state may be at the vendor, so another process's older update is sent "
+        "and applied. Preventing it needs the guard to remember an uncertain state (from "
+        "a failure after the request left) and to treat it as possibly applied until a "
+        "later attempt settles it: a product decision (the caller that got FAILED may "
+        "never retry, and its older updates would then be skipped)."
+    ),
+)
+def test_an_update_whose_answer_was_lost_is_not_undercut_by_another_process(
+    emu: Emulator, target: str
+) -> None:
+    connection = hl_connection(emu)
+    with Outbox(target) as box:
+        cut = emu.faults.drop(vendor="highlevel", route="update_message_status", after=True)
+        with Bridge(
+            [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
+        ) as first:
+            read = first.update_status("highlevel", MessageStatus("m-4", "read"))
+        emu.faults.remove(cut)
+        assert read.outcome is Outcome.FAILED
+        assert emu.message("highlevel", "m-4").statuses == ["read"]  # applied all the same
+        with Bridge(
+            [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
+        ) as second:
+            second.update_status("highlevel", MessageStatus("m-4", "delivered"))
+    assert_never_backwards(emu, "m-4")
