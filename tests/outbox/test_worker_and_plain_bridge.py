@@ -19,6 +19,7 @@ import pytest
 from msgbridge import Bridge, MessageStatus, Outcome
 from msgbridge.emulator import Emulator
 from msgbridge.emulator.faults import FaultRule
+from msgbridge.errors import VendorUnavailable
 from msgbridge.outbox import Outbox, OutboxWorker
 from msgbridge.retry import RetryPolicy
 
@@ -134,8 +135,8 @@ def test_a_plain_bridge_does_not_undercut_a_pending_row_the_vendor_may_have(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "a plain bridge's request whose answer was lost after the vendor applied it is a "
-        "FAILED receipt; MessagePolicy.settle then releases the claim and nothing records "
+        "a plain bridge's request whose answer was lost after the vendor applied it fails "
+        "(VendorUnavailable); MessagePolicy.settle then releases the claim and nothing records "
         "that the state may be at the vendor, so another process's older update is sent "
         "and applied. Preventing it needs the guard to remember an uncertain state (from "
         "a failure after the request left) and to treat it as possibly applied until a "
@@ -151,10 +152,9 @@ def test_an_update_whose_answer_was_lost_is_not_undercut_by_another_process(
         cut = emu.faults.drop(vendor="highlevel", route="update_message_status", after=True)
         with Bridge(
             [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
-        ) as first:
-            read = first.update_status("highlevel", MessageStatus("m-4", "read"))
+        ) as first, pytest.raises(VendorUnavailable):  # the answer was lost
+            first.update_status("highlevel", MessageStatus("m-4", "read"))
         emu.faults.remove(cut)
-        assert read.outcome is Outcome.FAILED
         assert emu.message("highlevel", "m-4").statuses == ["read"]  # applied all the same
         with Bridge(
             [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
