@@ -150,9 +150,12 @@ def test_an_update_whose_answer_was_lost_is_not_undercut_by_another_process(
     connection = hl_connection(emu)
     with Outbox(target) as box:
         cut = emu.faults.drop(vendor="highlevel", route="update_message_status", after=True)
-        with Bridge(
-            [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
-        ) as first, pytest.raises(VendorUnavailable):  # the answer was lost
+        with (
+            Bridge(
+                [connection], guard=box.guard(), rate_limits=False, retry=RetryPolicy.none()
+            ) as first,
+            pytest.raises(VendorUnavailable),
+        ):  # the answer was lost
             first.update_status("highlevel", MessageStatus("m-4", "read"))
         emu.faults.remove(cut)
         assert emu.message("highlevel", "m-4").statuses == ["read"]  # applied all the same
