@@ -20,7 +20,7 @@ from msgbridge import Bridge, MessageStatus, Outcome
 from msgbridge.emulator import Emulator
 from msgbridge.emulator.faults import FaultRule
 from msgbridge.errors import VendorUnavailable
-from msgbridge.outbox import Outbox, OutboxWorker
+from msgbridge.outbox import Outbox, OutboxWorker, PersistentGuard
 from msgbridge.retry import RetryPolicy
 
 from .conftest import hl_connection
@@ -164,3 +164,53 @@ def test_an_update_whose_answer_was_lost_is_not_undercut_by_another_process(
         ) as second:
             second.update_status("highlevel", MessageStatus("m-4", "delivered"))
     assert_never_backwards(emu, "m-4")
+
+
+class _Clock:
+    """Epoch seconds for the worker (its leases, claims and local validity) and the web
+    process's guard; the test moves it forward to play a pause of the worker."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_worker_paused_past_its_claims_does_not_send_the_rest_of_its_batch(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """The worker is paused (SIGSTOP, GC) mid-batch for longer than its lease. Nobody
+    took the connection, so on resumption its heartbeat simply renews the lease (same
+    fence); but its claims on the batch's messages lapsed meanwhile and a web process
+    claimed ``m-6`` and applied ``read``. The worker must not send the ``delivered`` it
+    leased before the pause."""
+    connection = hl_connection(emu)
+    # The first message's request is held, so the worker is mid-batch for a while.
+    held = emu.faults.latency(1.0, vendor="highlevel", route="update_message_status", count=1)
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.enqueue("highlevel", MessageStatus("m-5", "delivered"))
+        box.enqueue("highlevel", MessageStatus("m-6", "delivered"))
+        clock = _Clock()  # after the enqueues: the rows are ready by this clock
+        with OutboxWorker.create(
+            box, [connection], clock=clock, heartbeat=False, lease_seconds=10, per_connection=1
+        ) as worker:
+            batch = in_thread(worker.run_once)
+            try:
+                assert arrived(emu, held), "the worker's first request never arrived"
+                clock.now += 11  # the pause: past the lease and the batch's claims
+                with Bridge(
+                    [connection],
+                    guard=PersistentGuard(box.store, clock=clock),
+                    rate_limits=False,
+                    retry=RetryPolicy.none(),
+                ) as web:
+                    read = web.update_status("highlevel", MessageStatus("m-6", "read"))
+                assert read.outcome is Outcome.APPLIED
+                assert worker.leases is not None
+                worker.leases.renew()  # resumed: the heartbeat renews the untaken lease
+            finally:
+                batch.join(20)
+            worker.drain(timeout=20)
+    assert_never_backwards(emu, "m-6")
+    assert emu.message("highlevel", "m-6").statuses[-1] == "read"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import random
 import socket
@@ -191,6 +192,10 @@ class OutboxWorker:
         self._batch_claims: tuple[str, list[Key]] = ("", [])
         self._claimed_until: dict[int, float] = {}
         self._batch_ids = itertools.count(1)
+        #: Until when (``monotonic``) this batch's claims surely hold, while it is sent;
+        #: like the connection leases, from before each successful extension.
+        self._claims_valid_until = math.inf
+        self._sending = False
         self._rebalance_now = False
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
@@ -316,6 +321,16 @@ class OutboxWorker:
                     "this batch was leased; not sending its rows",
                     connection=connection,
                 )
+        if self._sending:
+            margin = self.leases.margin if self.leases is not None else self.lease_seconds / 4
+            if self.monotonic() > self._claims_valid_until - margin:
+                # Paused past them (then the untaken lease was simply renewed): a plain
+                # bridge may have claimed and sent a newer state for a message meanwhile.
+                raise LeaseLost(
+                    f"this batch's claims on its messages of {connection!r} may have "
+                    "lapsed (a pause longer than the lease?); not sending its rows",
+                    connection=connection,
+                )
 
     def run_once(self) -> BatchReport:
         """Lease one batch, send it, settle it. Returns what happened."""
@@ -329,6 +344,7 @@ class OutboxWorker:
             if not names:
                 return report
         now = self.clock()
+        started = self.monotonic()
         with self.store.transaction() as tx:
             raw = self.store.lease(
                 tx,
@@ -350,6 +366,7 @@ class OutboxWorker:
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
         self._batch_claims = (holder, keys)
         self._claimed_until = {}
+        self._claims_valid_until = started + self.lease_seconds
         if not rows:
             return report
         report.batches = 1
@@ -396,13 +413,17 @@ class OutboxWorker:
             guarding = self._guard.batch(known) if self._guard is not None else nullcontext(staged)
             try:
                 with guarding as staged, self._heartbeat(rows):
-                    for receipt in self.bridge.update_many(
-                        items,
-                        max_in_flight=self.max_in_flight,
-                        per_connection=self.per_connection,
-                    ):
-                        if receipt.index is not None:
-                            receipts[receipt.index] = receipt
+                    self._sending = True
+                    try:
+                        for receipt in self.bridge.update_many(
+                            items,
+                            max_in_flight=self.max_in_flight,
+                            per_connection=self.per_connection,
+                        ):
+                            if receipt.index is not None:
+                                receipts[receipt.index] = receipt
+                    finally:
+                        self._sending = False
             except BaseException:
                 # Interrupted (Ctrl-C, a bug): settle what is known, give the rest back now
                 # rather than when the leases expire.
@@ -575,10 +596,13 @@ class OutboxWorker:
                 if self.leases is not None:
                     self.leases.renew()  # logs its own storage errors
                 try:
+                    started = self.monotonic()
                     with self.store.transaction() as tx:
                         until = self.clock() + self.lease_seconds
                         sql.extend(tx, rows, self.owner, until)
                         sql.extend_claims(tx, claims, holder, until)
+                    if started < self._claims_valid_until:  # not lapsed: still all ours
+                        self._claims_valid_until = started + self.lease_seconds
                 except StorageError as exc:  # the next beat may get through
                     log.warning("msgbridge outbox: could not extend leases: %s", exc)
 
