@@ -152,7 +152,11 @@ class MessagePolicy:
             subject_id=subject,
             state=state,
             vendor_value=value,
-            detail=f"last applied state is {last.value if last else 'unknown'!r}",
+            detail=(
+                "a pending outbox update for this message is further along"
+                if verdict is Outcome.SKIPPED_SUPERSEDED
+                else f"last applied state is {last.value if last else 'unknown'!r}"
+            ),
         )
 
     def stale(self, job: Delivery) -> Receipt | None:

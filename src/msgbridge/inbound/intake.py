@@ -25,7 +25,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -248,6 +249,29 @@ class Intake:
     def _claim(self, key: str) -> InboundRecord | None:
         return self.store.claim(key, owner=self.owner, lease=self.lease)
 
+    @contextmanager
+    def _held(self, key: str) -> Iterator[None]:
+        """Renew the lease on *key* every third of it while the handler runs, so a slow
+        handler in a live process is not joined by another process's sweep."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease / 3):
+                try:
+                    if not self.store.renew(key, owner=self.owner, lease=self.lease):
+                        return
+                except StorageError as exc:
+                    log.error("msgbridge: lease on %s not renewed: %s", key, exc)
+
+        renewer = threading.Thread(target=renew, name=f"msgbridge-lease-{key}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            # Not joined (an async caller's loop must not wait): a late renewal matches
+            # nothing once the row is handled or given back.
+            done.set()
+
     def _delivery(self, record: InboundRecord) -> InboundDelivery:
         return InboundDelivery(record.key, record.source, record.event, record.attempt)
 
@@ -273,9 +297,10 @@ class Intake:
         if record is None:
             return False
         try:
-            result = self.handler(self._delivery(record))
-            if inspect.isawaitable(result):
-                asyncio.run(_awaited(result))
+            with self._held(key):
+                result = self.handler(self._delivery(record))
+                if inspect.isawaitable(result):
+                    asyncio.run(_awaited(result))
         except Exception as exc:
             self._failed(record, exc)
             return False
@@ -290,12 +315,13 @@ class Intake:
             return False
         try:
             delivery = self._delivery(record)
-            if inspect.iscoroutinefunction(self.handler):
-                await self.handler(delivery)
-            else:
-                result = await asyncio.to_thread(self.handler, delivery)
-                if inspect.isawaitable(result):
-                    await result
+            with self._held(key):
+                if inspect.iscoroutinefunction(self.handler):
+                    await self.handler(delivery)
+                else:
+                    result = await asyncio.to_thread(self.handler, delivery)
+                    if inspect.isawaitable(result):
+                        await result
         except Exception as exc:
             await asyncio.to_thread(self._failed, record, exc)
             return False

@@ -156,6 +156,17 @@ class InboundStore:
             )
         return [str(r[0]) for r in rows]
 
+    def renew(self, key: str, *, owner: str, lease: float) -> bool:
+        """Extend *owner*'s lease on *key* while its handler runs (False once lost)."""
+        with self._store.transaction() as tx:
+            return bool(
+                tx.execute(
+                    "UPDATE msgbridge_inbound SET lease_until = ?"
+                    " WHERE key = ? AND lease_owner = ? AND state = 'pending'",
+                    (self._clock() + lease, key, owner),
+                )
+            )
+
     def mark_handled(self, key: str, *, owner: str) -> bool:
         """Record that the handler finished *key* (False if the lease was lost meanwhile)."""
         with self._store.transaction() as tx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -21,6 +22,21 @@ Key = tuple[str, str]
 Applied = tuple[DeliveryState, str]
 
 
+def _superseded(tx: Tx, connection: str, message_id: str, state: DeliveryState) -> Outcome | None:
+    """``SKIPPED_SUPERSEDED`` if the outbox holds a pending status for the message that
+    *state* may not follow: the vendor may already have it (a worker's request whose
+    answer was lost, or a worker paused after sending), and the outbox delivers it."""
+    row = tx.fetchone(
+        "SELECT state FROM msgbridge_outbox WHERE connection = ? AND kind = 'status' "
+        "AND subject_id = ?",
+        (connection, message_id),
+    )
+    ahead = sql.state_or_none(row[0]) if row is not None else None
+    if ahead is not None and not state.may_follow(ahead):
+        return Outcome.SKIPPED_SUPERSEDED
+    return None
+
+
 class PersistentGuard:
     """Implements :class:`msgbridge.guard.Guard` over a database every process shares.
 
@@ -33,16 +49,21 @@ class PersistentGuard:
     through claims the message (``msgbridge_claims``) until its ``record`` (or
     :meth:`release`, or ``claim_seconds``); a ``check`` in another process for a message
     claimed by someone else waits for the claim to end, then decides on what was
-    recorded. So two processes never have requests for one message in flight at once,
-    and a lower state is never sent after a higher one was. A claim whose request failed
-    (no ``record``) makes the other processes wait until it expires, unless the caller
-    calls :meth:`release`; choose ``claim_seconds`` longer than the bridge's retry
-    deadline plus its request timeout.
+    recorded. Each claim is its own: bridges in one process sharing one guard object
+    (threads and tasks) keep each other out as processes do. So two processes never have
+    requests for one message in flight at once, and a lower state is never sent after a
+    higher one was. A claim whose request failed (no ``record``) makes the other
+    processes wait until it expires, unless the caller calls :meth:`release`; choose
+    ``claim_seconds`` longer than the bridge's retry deadline plus its request timeout.
 
-    An :class:`~msgbridge.outbox.OutboxWorker` whose bridge holds this guard needs no
-    claims (its connection lease already makes it the only sender for the account): it
-    primes the guard with the batch's applied states (one query per batch) and writes
-    the records itself, in the transaction that completes the rows.
+    An :class:`~msgbridge.outbox.OutboxWorker` claims its batch's messages itself, all at
+    once in the transaction that leases the rows (so plain bridges wait for its batch,
+    and it gives back rows a plain bridge is sending): it primes the guard with the
+    batch's applied states (one query per batch) and writes the records itself, in the
+    transaction that completes the rows. Only the batch's own
+    messages are treated so: other messages checked meanwhile through the same guard (the
+    application calling ``update_status`` on the worker's bridge) are claimed and
+    recorded as usual.
 
     ``forget`` (called by ``Bridge.remove_connection``) only drops in-memory state: the
     database keeps its history, so removing a connection from one process never
@@ -63,8 +84,13 @@ class PersistentGuard:
         self.clock = clock
         self.claim_seconds = float(claim_seconds)
         self.sleep = sleep
-        #: Who claims messages for this guard (one per guard object).
+        #: The prefix of this guard's claims. Each claim gets its own holder (this prefix
+        #: and a counter), so bridges sharing one guard object (a thread's ``Bridge`` and
+        #: a task's ``AsyncBridge``) keep each other out as processes do.
         self.holder = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._claim_ids = itertools.count(1)
+        #: This guard's live claims: message → its claim's holder.
+        self._claims: dict[Key, str] = {}
         self._lock = threading.Lock()
         self._known: dict[Key, Applied | None] = {}
         self._staged: dict[Key, Applied] = {}
@@ -90,12 +116,10 @@ class PersistentGuard:
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> Outcome | None:
         found, previous = self._cached((connection, message_id))
-        with self._lock:
-            deferred = self._deferred
-        if found or deferred:
-            return verdict(
-                previous if found else self._previous(connection, message_id), state, vendor_value
-            )
+        if found:  # a message of a worker's batch: its connection lease makes it ours
+            return verdict(previous, state, vendor_value)
+        # Any other message (a direct call on a bridge a worker also uses included) is
+        # decided under a claim, as in any process.
         # Cheap path first: what is already applied may settle it without a claim.
         quick = verdict(self._previous(connection, message_id), state, vendor_value)
         if quick is not None:
@@ -106,6 +130,8 @@ class PersistentGuard:
         self, connection: str, message_id: str, state: DeliveryState, vendor_value: str
     ) -> Outcome | None:
         """Decide under a claim: wait for another holder's claim to end first."""
+        key = (connection, message_id)
+        me = f"{self.holder}:{next(self._claim_ids)}"
         while True:
             now = self.clock()
             with self.store.transaction() as tx:
@@ -122,22 +148,24 @@ class PersistentGuard:
                 if row is None:  # pruned between the two statements: start again
                     continue
                 holder, until = row[0], float(row[1])
-                if holder is None or holder == self.holder or until <= now:
+                if holder is None or until <= now:
                     outcome = verdict(
                         sql.applied_one(tx, connection, message_id), state, vendor_value
-                    )
+                    ) or _superseded(tx, connection, message_id, state)
                     if outcome is None:
                         tx.execute(
                             "UPDATE msgbridge_claims SET holder = ?, state = ?, until = ? "
                             "WHERE connection = ? AND message_id = ?",
                             (
-                                self.holder,
+                                me,
                                 state.value,
                                 now + self.claim_seconds,
                                 connection,
                                 message_id,
                             ),
                         )
+                        with self._lock:
+                            self._claims[key] = me
                     return outcome
             # Another process has a request for this message in flight: wait for it.
             self.sleep(min(0.02, max(0.001, until - now)))
@@ -147,7 +175,9 @@ class PersistentGuard:
     ) -> None:
         key = (connection, message_id)
         with self._lock:
-            if self._deferred:
+            # Only a worker batch's own messages are staged (the worker writes them with
+            # the rows it settles); anything else is written now, or it would be lost.
+            if self._deferred and (key in self._known or key in self._staged):
                 previous = self._staged.get(key, self._known.get(key))
                 if previous is None or state.may_follow(previous[0]):
                     self._staged[key] = (state, vendor_value)
@@ -163,10 +193,14 @@ class PersistentGuard:
             self._unclaim(tx, connection, message_id)
 
     def _unclaim(self, tx: Tx, connection: str, message_id: str) -> None:
+        with self._lock:
+            me = self._claims.pop((connection, message_id), None)
+        if me is None:
+            return
         tx.execute(
             "UPDATE msgbridge_claims SET holder = NULL, until = 0 "
             "WHERE connection = ? AND message_id = ? AND holder = ?",
-            (connection, message_id, self.holder),
+            (connection, message_id, me),
         )
 
     def last(self, connection: str, message_id: str) -> DeliveryState | None:

@@ -30,8 +30,9 @@ Version 2 (many workers, :mod:`msgbridge.outbox.leases`):
     OAuth token pairs shared by processes (:class:`~msgbridge.outbox.DatabaseTokenStore`).
 ``msgbridge_claims``
     A :class:`~msgbridge.outbox.PersistentGuard` used by a plain bridge claims a message
-    from its check until its record (or ``until``), so processes sharing the guard send
-    one message's updates one at a time.
+    from its check until its record (or ``until``), and an outbox worker claims its
+    batch's messages until it settles them, so processes sharing the outbox send one
+    message's updates one at a time.
 ``msgbridge_outbox.fence``
     The connection lease's fence under which the row was leased; every settle statement
     matches it, so a worker that lost its lease settles nothing.

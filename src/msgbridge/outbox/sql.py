@@ -29,6 +29,9 @@ from msgbridge.outbox.model import (
 )
 from msgbridge.outbox.store import Row, Tx
 
+#: (connection, message id)
+MessageKey = tuple[str, str]
+
 __all__ = [
     "LeasedRow",
     "applied_for",
@@ -393,6 +396,65 @@ def extend(tx: Tx, rows: Sequence[LeasedRow], owner: str, until: float) -> int:
             (until, until, owner, fence, tx.id_list(ids)),
         )
     return changed
+
+
+# -- a worker batch's claims (PersistentGuard's msgbridge_claims) -----------------------------
+
+Keys = Sequence[tuple[str, str]]
+
+
+def _by_connection(keys: Keys) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for connection, message_id in keys:
+        grouped.setdefault(connection, []).append(message_id)
+    return grouped
+
+
+def claim_batch(
+    tx: Tx, keys: Keys, holder: str, now: float, until: float
+) -> dict[MessageKey, float]:
+    """Claim the messages *keys* for a worker batch (*holder*) where no one else holds a
+    live claim; returns the others' claims (message → until). On PostgreSQL the upsert
+    waits for a plain bridge's uncommitted claim, so one of the two always sees the other."""
+    if not keys:
+        return {}
+    tx.executemany(
+        "INSERT INTO msgbridge_claims (connection, message_id, holder, until) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (connection, message_id) DO UPDATE SET "
+        "holder = excluded.holder, until = excluded.until WHERE "
+        "msgbridge_claims.holder IS NULL OR msgbridge_claims.until <= ? "
+        "OR msgbridge_claims.holder = excluded.holder",
+        [(connection, message_id, holder, until, now) for connection, message_id in keys],
+    )
+    elsewhere: dict[MessageKey, float] = {}
+    for connection, ids in _by_connection(keys).items():
+        for message_id, other_until in tx.fetchall(
+            "SELECT message_id, until FROM msgbridge_claims WHERE connection = ? "  # noqa: S608
+            f"AND message_id {tx.in_list} AND holder <> ? AND until > ?",
+            (connection, tx.id_list(ids), holder, now),
+        ):
+            elsewhere[(connection, str(message_id))] = float(other_until)
+    return elsewhere
+
+
+def extend_claims(tx: Tx, keys: Keys, holder: str, until: float) -> None:
+    """Keep a batch's claims as long as its row leases (the heartbeat)."""
+    for connection, ids in _by_connection(keys).items():
+        tx.execute(
+            "UPDATE msgbridge_claims SET until = ? WHERE connection = ? "  # noqa: S608
+            f"AND message_id {tx.in_list} AND holder = ?",
+            (until, connection, tx.id_list(ids), holder),
+        )
+
+
+def end_claims(tx: Tx, keys: Keys, holder: str) -> None:
+    """End a batch's claims (when it settles): waiting plain bridges go on at once."""
+    for connection, ids in _by_connection(keys).items():
+        tx.execute(
+            "UPDATE msgbridge_claims SET holder = NULL, until = 0 WHERE connection = ? "  # noqa: S608
+            f"AND message_id {tx.in_list} AND holder = ?",
+            (connection, tx.id_list(ids), holder),
+        )
 
 
 def next_available(tx: Tx, connections: Sequence[str] | None) -> tuple[int, float | None]:

@@ -40,14 +40,16 @@ harmless identical update).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import os
 import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from types import TracebackType
 from typing import Any
@@ -91,6 +93,8 @@ OUTBOX_RETRY = RetryPolicy(
 Update = MessageStatus | ConversationUpdate | IncomingMessage
 #: Settlement of a row that was sent but has no receipt: give it back.
 NO_RECEIPT = "no receipt"
+#: A row whose message a plain bridge (another process) has claimed: given back unsent.
+CLAIMED = "claimed elsewhere"
 
 
 def default_owner() -> str:
@@ -191,6 +195,15 @@ class OutboxWorker:
         self._last_rebalance: float | None = None
         #: The fence each connection's rows in the current batch were leased under.
         self._batch_fences: dict[str, int] = {}
+        #: The current batch's claims on its messages (holder, keys), and when a row whose
+        #: message is claimed by a plain bridge may be leased again.
+        self._batch_claims: tuple[str, list[Key]] = ("", [])
+        self._claimed_until: dict[int, float] = {}
+        self._batch_ids = itertools.count(1)
+        #: Until when (``monotonic``) this batch's claims surely hold, while it is sent;
+        #: like the connection leases, from before each successful extension.
+        self._claims_valid_until = math.inf
+        self._sending = False
         self._rebalance_now = False
         #: Set to stop leasing new rows (graceful shutdown); the batch in flight finishes.
         self.stopping = threading.Event()
@@ -316,6 +329,16 @@ class OutboxWorker:
                     "this batch was leased; not sending its rows",
                     connection=connection,
                 )
+        if self._sending:
+            margin = self.leases.margin if self.leases is not None else self.lease_seconds / 4
+            if self.monotonic() > self._claims_valid_until - margin:
+                # Paused past them (then the untaken lease was simply renewed): a plain
+                # bridge may have claimed and sent a newer state for a message meanwhile.
+                raise LeaseLost(
+                    f"this batch's claims on its messages of {connection!r} may have "
+                    "lapsed (a pause longer than the lease?); not sending its rows",
+                    connection=connection,
+                )
 
     def run_once(self) -> BatchReport:
         """Lease one batch, send it, settle it. Returns what happened."""
@@ -329,6 +352,7 @@ class OutboxWorker:
             if not names:
                 return report
         now = self.clock()
+        started = self.monotonic()
         with self.store.transaction() as tx:
             raw = self.store.lease(
                 tx,
@@ -342,8 +366,16 @@ class OutboxWorker:
                 fenced=self.leases is not None,
             )
             rows = [LeasedRow.from_row(r) for r in raw]
+            # Claimed before the applied states are read: a plain bridge that ends its
+            # claim has recorded what it applied in the same transaction.
+            holder = f"{self.owner}:batch-{next(self._batch_ids)}"
+            keys = sorted({(r.connection, r.subject_id) for r in rows if r.kind == STATUS})
+            elsewhere = sql.claim_batch(tx, keys, holder, now, now + self.lease_seconds)
             applied = sql.applied_for(tx, [r.id for r in rows if r.kind == STATUS])
             interrupted = sql.interrupted(tx, [r.id for r in rows if r.kind == INBOUND])
+        self._batch_claims = (holder, keys)
+        self._claimed_until = {}
+        self._claims_valid_until = started + self.lease_seconds
         if not rows:
             return report
         report.batches = 1
@@ -356,6 +388,13 @@ class OutboxWorker:
                 update = decode(row.kind, row.payload)
             except InvalidStatus as exc:
                 settled[row.id] = f"the stored update cannot be read: {exc.message}"
+                continue
+            if row.kind == STATUS and (row.connection, row.subject_id) in elsewhere:
+                # A plain bridge has a request for this message in flight: after it.
+                settled[row.id] = CLAIMED
+                self._claimed_until[row.id] = min(
+                    elsewhere[(row.connection, row.subject_id)], now + self.idle_interval
+                )
                 continue
             previous = applied.get(row.id)
             if (
@@ -375,6 +414,9 @@ class OutboxWorker:
             to_send.append(row)
             items.append((row.connection, update))
         receipts: list[Receipt | None] = [None] * len(items)
+        #: What the guard recorded during the batch: the rows' own deliveries and any
+        #: update sent directly through the same bridge meanwhile, written at settle.
+        staged: dict[Key, Applied] = {}
         self._batch_fences = {r.connection: r.fence for r in to_send if r.fence is not None}
         publishes = [r for r in to_send if r.kind == INBOUND]
         if publishes:  # durably, before any of them can reach the vendor
@@ -384,22 +426,26 @@ class OutboxWorker:
             known: dict[Key, Applied | None] = {
                 (r.connection, r.subject_id): applied.get(r.id) for r in to_send if r.kind == STATUS
             }
-            guarding = self._guard.batch(known) if self._guard is not None else nullcontext()
+            guarding = self._guard.batch(known) if self._guard is not None else nullcontext(staged)
             try:
-                with guarding, self._heartbeat(rows):
-                    for receipt in self.bridge.update_many(
-                        items,
-                        max_in_flight=self.max_in_flight,
-                        per_connection=self.per_connection,
-                    ):
-                        if receipt.index is not None:
-                            receipts[receipt.index] = receipt
+                with guarding as staged, self._heartbeat(rows):
+                    self._sending = True
+                    try:
+                        for receipt in self.bridge.update_many(
+                            items,
+                            max_in_flight=self.max_in_flight,
+                            per_connection=self.per_connection,
+                        ):
+                            if receipt.index is not None:
+                                receipts[receipt.index] = receipt
+                    finally:
+                        self._sending = False
             except BaseException:
                 # Interrupted (Ctrl-C, a bug): settle what is known, give the rest back now
                 # rather than when the leases expire.
-                self._settle_quietly(rows, settled, to_send, receipts, report)
+                self._settle_quietly(rows, settled, to_send, receipts, report, staged)
                 raise
-        self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+        self._settle(rows, self._with_receipts(settled, to_send, receipts), report, staged)
         self.totals.add(report)
         return report
 
@@ -438,14 +484,19 @@ class OutboxWorker:
         to_send: Sequence[LeasedRow],
         receipts: Sequence[Receipt | None],
         report: BatchReport,
+        staged: Mapping[Key, Applied],
     ) -> None:
         try:
-            self._settle(rows, self._with_receipts(settled, to_send, receipts), report)
+            self._settle(rows, self._with_receipts(settled, to_send, receipts), report, staged)
         except Exception as exc:  # the original error matters more; leases will expire
             log.warning("msgbridge outbox: could not settle an interrupted batch: %s", exc)
 
     def _settle(
-        self, rows: Sequence[LeasedRow], settled: dict[int, Receipt | str], report: BatchReport
+        self,
+        rows: Sequence[LeasedRow],
+        settled: dict[int, Receipt | str],
+        report: BatchReport,
+        staged: Mapping[Key, Applied] | None = None,
     ) -> None:
         now = self.clock()
         records = [
@@ -456,9 +507,18 @@ class OutboxWorker:
             and r.state is not None
             and r.vendor_value is not None
         ]
+        if staged:
+            mine = {(c, m, s) for c, m, s, _, _ in records}
+            records += [
+                (c, m, state, value, now)
+                for (c, m), (state, value) in staged.items()
+                if (c, m, state) not in mine
+            ]
+        holder, claims = self._batch_claims
         with self.store.transaction() as tx:
             if records:
                 sql.record_applied(tx, records)
+            sql.end_claims(tx, claims, holder)
             for row in rows:
                 result = settled[row.id]
                 if isinstance(result, str):
@@ -466,6 +526,10 @@ class OutboxWorker:
                         # It may have been sent: a publish keeps its "being sent" mark.
                         released = sql.release(tx, row, self.owner, now, unsent=False)
                         self._count(report, released)
+                        continue
+                    if result == CLAIMED:
+                        at = self._claimed_until.get(row.id, now)
+                        self._count(report, sql.release(tx, row, self.owner, at))
                         continue
                     outcome = sql.bury(
                         tx,
@@ -554,14 +618,20 @@ class OutboxWorker:
             yield
             return
         stop = threading.Event()
+        holder, claims = self._batch_claims
 
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
                 if self.leases is not None:
                     self.leases.renew()  # logs its own storage errors
                 try:
+                    started = self.monotonic()
                     with self.store.transaction() as tx:
-                        sql.extend(tx, rows, self.owner, self.clock() + self.lease_seconds)
+                        until = self.clock() + self.lease_seconds
+                        sql.extend(tx, rows, self.owner, until)
+                        sql.extend_claims(tx, claims, holder, until)
+                    if started < self._claims_valid_until:  # not lapsed: still all ours
+                        self._claims_valid_until = started + self.lease_seconds
                 except StorageError as exc:  # the next beat may get through
                     log.warning("msgbridge outbox: could not extend leases: %s", exc)
 
