@@ -288,6 +288,8 @@ def _read(
     status = reply.status
     if 300 <= status < 400:
         return _redirect(status, reply)
+    if 200 <= status < 300 and adapter.answers_json and _not_json(reply):
+        return _not_the_vendor(adapter, request, reply)
     try:
         return adapter.interpret(request, reply, settings)
     except MessagingError as exc:
@@ -298,6 +300,41 @@ def _read(
             f"{type(exc).__name__}: {exc}",
             http_status=status,
         )
+
+
+def _not_json(reply: ResponseView) -> bool:
+    """A non-empty body that does not parse as JSON (an empty 2xx is the adapter's call)."""
+    body = reply.body
+    if not body or not body.strip():
+        return False
+    return reply.json() is None and body.strip() != b"null"
+
+
+def _not_the_vendor(
+    adapter: Adapter[Any], request: RequestSpec, reply: ResponseView
+) -> MessagingError:
+    """A 2xx that is not JSON from a JSON API: most likely not the vendor answering, so not
+    counted as applied (that would lose the update): retried, then a dead letter. A request
+    that must not be repeated may still have reached the vendor through whatever answered:
+    :class:`OutcomeUnknown`."""
+    kind = reply.header("content-type") or "no content-type"
+    what = (
+        f"HTTP {reply.status} ({kind}) with a body that is not JSON: that is not "
+        f"{adapter.id!r}'s API answering (a proxy or maintenance page, or a wrong base_url?)"
+    )
+    if not request.retry_when_ambiguous:
+        return OutcomeUnknown(
+            f"{what}; the vendor may or may not have applied the request and msgbridge did "
+            "not retry it to avoid a duplicate: check the vendor before sending it again",
+            http_status=reply.status,
+            subject_id=request.subject_id,
+        )
+    return MalformedResponse(
+        f"{what}; not counted as applied",
+        http_status=reply.status,
+        subject_id=request.subject_id,
+        retryable=True,
+    )
 
 
 def _refresh(

@@ -492,6 +492,12 @@ class Adapter(abc.ABC, Generic[S]):
     #: The adapter this one is a variant of (``"highlevel"`` for Leadway), if any.
     variant_of: str | None = None
     description: ClassVar[str] = ""
+    #: The vendor answers JSON. Then a 2xx whose body is not JSON at all (an HTML
+    #: maintenance page, a proxy's or a web site's catch-all answer to a wrong
+    #: ``base_url``) is not taken as the vendor's word that the update was applied: the
+    #: core reports a retryable :class:`~msgbridge.errors.MalformedResponse` before
+    #: :meth:`interpret` sees it. Set ``False`` for a vendor whose answers are not JSON.
+    answers_json: ClassVar[bool] = True
 
     def parse_settings(self, raw: Mapping[str, Any]) -> S:
         """Build typed settings; unknown or invalid keys raise ``ConfigurationError``."""

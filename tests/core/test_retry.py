@@ -215,11 +215,19 @@ CASES = [
         "401", [hl_error(401, "Invalid token: access token is invalid")], [], 1, AuthenticationError
     ),
     Case(
-        # A 2xx is applied, however unreadable its body (the warning is in the receipt).
-        "unreadable-200-not-json-is-applied",
-        [httpx.Response(200, content=b"<html>ok</html>")],
-        [],
-        1,
+        # A 2xx that is not JSON at all is not the vendor answering (a proxy or maintenance
+        # page): retried, never counted as applied.
+        "html-200-is-not-the-vendor-retried",
+        [httpx.Response(200, content=b"<html>ok</html>", headers={"content-type": "text/html"})],
+        backoffs(DEFAULT, 1),
+        2,
+    ),
+    Case(
+        "html-200-every-time-fails",
+        [httpx.Response(200, content=b"<html>ok</html>")] * 10,
+        backoffs(DEFAULT, 4),
+        5,
+        MalformedResponse,
     ),
     Case(
         "unreadable-200-missing-fields-is-applied",

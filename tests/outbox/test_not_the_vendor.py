@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from msgbridge import BearerToken, Connection, MessageStatus
+from msgbridge import BearerToken, Bridge, Connection, MessageStatus
+from msgbridge.errors import MalformedResponse, OutcomeUnknown
+from msgbridge.inbound import IncomingMessage
 from msgbridge.outbox import Outbox, OutboxWorker
+from msgbridge.retry import RetryPolicy
 
 
 class _HtmlPage(http.server.BaseHTTPRequestHandler):
@@ -49,16 +52,6 @@ def html_site() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "adapters report any 2xx as applied, even a body that is not JSON at all "
-        "(HighLevelAdapter._unreadable: 'a 2xx means the vendor applied the update'); "
-        "the worker then deletes the row and records the state as applied, so the "
-        "update is lost and a resend is refused as DUPLICATE. Whether a non-JSON 2xx "
-        "should be a (retryable) MalformedResponse is a product decision."
-    ),
-)
 def test_an_html_200_from_a_wrong_base_url_does_not_settle_the_row(
     tmp_path: Path, html_site: str
 ) -> None:
@@ -75,3 +68,43 @@ def test_an_html_200_from_a_wrong_base_url_does_not_settle_the_row(
         assert report.applied == 0
         assert box.guard().last("acme", "m-1") is None
         assert box.stats().pending + len(box.dead_letters()) == 1
+
+
+def test_an_html_200_is_retried_for_a_status_and_never_recorded(html_site: str) -> None:
+    """Through a plain bridge: a FAILED, retryable receipt after every attempt got the page;
+    the guard holds nothing, so the real vendor gets the update once the URL is fixed."""
+    connection = Connection(
+        "acme",
+        adapter="highlevel",
+        credentials=BearerToken("pit-example"),
+        settings={"base_url": html_site},
+    )
+    retry = RetryPolicy(max_attempts=2, initial_backoff=0.0, jitter=0.0)
+    with (
+        Bridge([connection], retry=retry) as bridge,
+        pytest.raises(MalformedResponse, match=r"not JSON.*not 'highlevel''s API") as info,
+    ):
+        bridge.update_status("acme", MessageStatus("m-1", "delivered"))
+    assert info.value.retryable
+    assert info.value.attempts == 2
+    assert info.value.http_status == 200
+
+
+def test_an_html_200_to_a_publish_is_outcome_unknown_not_a_retry(html_site: str) -> None:
+    """A publish that must not be repeated is not retried on a page either: whatever
+    answered may have forwarded it."""
+    connection = Connection(
+        "acme",
+        adapter="highlevel",
+        credentials=BearerToken("pit-example"),
+        settings={"base_url": html_site, "conversation_provider_id": "prov-1"},
+    )
+    retry = RetryPolicy(max_attempts=3, initial_backoff=0.0, jitter=0.0)
+    message = IncomingMessage("carrier-1", "sms", contact_id="c-1", text="Thanks")
+    with (
+        Bridge([connection], retry=retry) as bridge,
+        pytest.raises(OutcomeUnknown, match="not JSON") as info,
+    ):
+        bridge.publish_inbound("acme", message)
+    assert info.value.attempts == 1
+    assert not info.value.retryable
