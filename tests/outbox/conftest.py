@@ -237,3 +237,15 @@ def pg_dsn(pg_server: str) -> Iterator[str]:
     yield f"{pg_server} options='-c search_path={schema}'"
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One shared outbox for several processes: a SQLite file (schema created) or a
+    PostgreSQL DSN."""
+    if request.param == "sqlite":
+        path = tmp_path / "shared.db"
+        Outbox(path).close()
+        return str(path)
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn

@@ -107,16 +107,6 @@ def regressions(emu: Emulator, vendor: str, ids: list[str]) -> list[str]:
     return found
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "shared.db"
-        Outbox(path).close()
-        return str(path)
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return dsn
-
-
 def test_a_worker_paused_past_its_lease_regresses_nothing(
     emu: Emulator, target: str, procs: list[Proc]
 ) -> None:

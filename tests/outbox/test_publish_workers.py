@@ -10,7 +10,6 @@ import signal
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,16 +50,6 @@ def spec(emu: Emulator, target: str, **options: Any) -> str:
 def emu_hs(emu: Emulator) -> Emulator:
     emu.add_token("hubspot", "hs-token", account="900")
     return emu
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "shared.db"
-        Outbox(path).close()
-        return str(path)
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return dsn
 
 
 def message(connection: str, n: int) -> IncomingMessage:

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from msgbridge import DeliveryState
 from msgbridge.emulator import Emulator
 from msgbridge.outbox import Outbox, PersistentGuard
@@ -37,16 +35,6 @@ with Outbox(target) as box:
             outcomes[receipt.outcome.value] = outcomes.get(receipt.outcome.value, 0) + 1
 print(json.dumps(outcomes))
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "guard.db"
-        Outbox(path).close()
-        return str(path)
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return dsn
 
 
 def test_two_processes_sharing_the_guard_regress_nothing(emu: Emulator, target: str) -> None:

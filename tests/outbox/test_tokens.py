@@ -19,17 +19,6 @@ from msgbridge.outbox import DatabaseTokenStore, Outbox, StorageError
 
 from .conftest import LOCATION
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "tokens.db"
-        Outbox(path).close()
-        return str(path)
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return dsn
-
-
 PAIR = TokenSet("access-secret-1", "refresh-secret-1", 1_700_000_000.0, {"locationId": "loc"})
 
 

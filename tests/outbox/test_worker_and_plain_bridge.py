@@ -28,14 +28,6 @@ from .conftest import hl_connection
 HL_RANK = {"pending": 0, "delivered": 2, "read": 3, "failed": 2}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "outbox.db")
-    dsn: str = request.getfixturevalue("pg_dsn")
-    return dsn
-
-
 def arrived(emu: Emulator, rule: FaultRule, timeout: float = 10.0) -> bool:
     """True once the one request *rule* holds has reached the vendor."""
     deadline = time.monotonic() + timeout
