@@ -52,9 +52,11 @@ class PersistentGuard:
     recorded. Each claim is its own: bridges in one process sharing one guard object
     (threads and tasks) keep each other out as processes do. So two processes never have
     requests for one message in flight at once, and a lower state is never sent after a
-    higher one was. A claim whose request failed (no ``record``) makes the other
-    processes wait until it expires, unless the caller calls :meth:`release`; choose
-    ``claim_seconds`` longer than the bridge's retry deadline plus its request timeout.
+    higher one was. A bridge releases a claim whose delivery applied nothing at once
+    (:meth:`release`); a claim whose process died expires after ``claim_seconds``: choose
+    it longer than the bridge's retry deadline plus its request timeout. (Known limit: a
+    request that reached the vendor but whose answer was lost is released unrecorded,
+    see docs/operating-many-workers.md.)
 
     An :class:`~msgbridge.outbox.OutboxWorker` claims its batch's messages itself, all at
     once in the transaction that leases the rows (so plain bridges wait for its batch,
