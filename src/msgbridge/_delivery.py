@@ -255,16 +255,18 @@ def deliver(
 
 
 def _unambiguous(error: MessagingError) -> MessagingError:
-    """A transport failure of a request that must not be sent twice: retryable only when
-    it surely sent nothing (:class:`ConnectFailed`); otherwise the vendor may have applied
-    it, and a retry could duplicate it, so it becomes :class:`OutcomeUnknown`. Answers
-    (5xx, 429) never get here: the adapter reads those."""
+    """A failure of a request that must not be sent twice: kept when it is final or surely
+    sent nothing (:class:`ConnectFailed`); otherwise the vendor may have applied the
+    request (a transport failure after sending, a 2xx that was not the vendor's answer),
+    and a retry could duplicate it, so it becomes :class:`OutcomeUnknown`. The vendor's
+    own answers (5xx, 429) never get here: the adapter reads those."""
     if not error.retryable or isinstance(error, ConnectFailed):
         return error
     unknown = OutcomeUnknown(
-        "the request may or may not have been applied by the vendor (the transport failed "
-        f"after it may have been sent: {error.message}); msgbridge did not retry it to "
-        "avoid a duplicate: check the vendor before sending it again",
+        f"the request may or may not have been applied by the vendor ({error.message}); "
+        "msgbridge did not retry it to avoid a duplicate: check the vendor before sending "
+        "it again",
+        http_status=error.http_status,
         subject_id=error.subject_id,
         trace_id=error.trace_id,
     )
@@ -315,26 +317,18 @@ def _not_the_vendor(
 ) -> MessagingError:
     """A 2xx that is not JSON from a JSON API: most likely not the vendor answering, so not
     counted as applied (that would lose the update): retried, then a dead letter. A request
-    that must not be repeated may still have reached the vendor through whatever answered:
-    :class:`OutcomeUnknown`."""
+    that must not be repeated may still have reached the vendor through whatever answered
+    (:func:`_unambiguous`)."""
     kind = reply.header("content-type") or "no content-type"
-    what = (
+    error = MalformedResponse(
         f"HTTP {reply.status} ({kind}) with a body that is not JSON: that is not "
-        f"{adapter.id!r}'s API answering (a proxy or maintenance page, or a wrong base_url?)"
-    )
-    if not request.retry_when_ambiguous:
-        return OutcomeUnknown(
-            f"{what}; the vendor may or may not have applied the request and msgbridge did "
-            "not retry it to avoid a duplicate: check the vendor before sending it again",
-            http_status=reply.status,
-            subject_id=request.subject_id,
-        )
-    return MalformedResponse(
-        f"{what}; not counted as applied",
+        f"{adapter.id!r}'s API answering (a proxy or maintenance page, or a wrong "
+        "base_url?); not counted as applied",
         http_status=reply.status,
         subject_id=request.subject_id,
         retryable=True,
     )
+    return error if request.retry_when_ambiguous else _unambiguous(error)
 
 
 def _refresh(
