@@ -405,7 +405,7 @@ class OutboxWorker:
                 settled[row.id] = _stale(row, update, previous)
                 continue
             if row.id in interrupted and not self._repeat_safe(row.connection, update):
-                settled[row.id] = _interrupted(row)
+                settled[row.id] = _interrupted(row, self._adapter_id(row.connection))
                 continue
             if self.leases is not None and self._fence_now(row.connection) != row.fence:
                 settled[row.id] = NO_RECEIPT  # the lease is not surely ours: give it back
@@ -448,6 +448,10 @@ class OutboxWorker:
         self._settle(rows, self._with_receipts(settled, to_send, receipts), report, staged)
         self.totals.add(report)
         return report
+
+    def _adapter_id(self, connection: str) -> str:
+        bound = self.bridge.connections.get(connection)
+        return bound.adapter.id if bound is not None else ""
 
     def _repeat_safe(self, connection: str, update: Update) -> bool:
         """Whether sending this publish again is safe after an attempt whose outcome is
@@ -761,7 +765,7 @@ class OutboxWorker:
         return f"<OutboxWorker {self.owner} on {self.store.location}>"
 
 
-def _interrupted(row: LeasedRow) -> Receipt:
+def _interrupted(row: LeasedRow, adapter: str) -> Receipt:
     """A publish that must not repeat, found half-sent: its worker died or lost the lease
     while sending it, so whether the vendor applied it is unknown."""
     error = OutcomeUnknown(
@@ -774,7 +778,7 @@ def _interrupted(row: LeasedRow) -> Receipt:
     return Receipt(
         Outcome.FAILED,
         connection=row.connection,
-        adapter="",
+        adapter=adapter,
         subject_id=row.subject_id,
         error=error,
         detail=error.message,
