@@ -1,6 +1,6 @@
 """Publishing across worker *processes* (SQLite and PostgreSQL): two workers draining one
-outbox publish each message once, and a worker killed (SIGKILL) while its publishes are
-on the wire leaves HubSpot's to be sent again (its idempotency id makes that harmless)
+outbox publish each message once, and a worker killed (SIGKILL) or paused (SIGSTOP) past
+its lease while its publishes are on the wire leaves HubSpot's to be sent again (its idempotency id makes that harmless)
 and HighLevel's dead-lettered as ``OutcomeUnknown``, never sent twice."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .test_many_workers import Proc, procs, wait_for
 
 __all__ = ["procs"]  # the fixture, imported for pytest
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL/SIGSTOP")
 
 
 def specs(emu: Emulator) -> list[dict[str, Any]]:
@@ -124,3 +124,41 @@ def test_a_worker_killed_mid_publish_never_duplicates_a_highlevel_message(
     assert "interrupted" in letter.reason
     assert len(emu_hs.inbound_messages("highlevel")) == 1  # never published twice
     assert len(emu_hs.inbound_messages("hubspot")) == 1  # sent again, de-duplicated by HubSpot
+
+
+def test_a_worker_paused_mid_publish_past_its_lease_never_duplicates(
+    emu_hs: Emulator, target: str, procs: list[Proc]
+) -> None:
+    """Worker A is SIGSTOPped while both vendors hold its publishes' answers, past its
+    lease; worker B drains meanwhile (HighLevel's dead-lettered as OutcomeUnknown,
+    HubSpot's sent again); A resumes, gets its answers and settles nothing. One message
+    per vendor, whatever the order."""
+    for vendor, route in (("highlevel", "add_inbound_message"), ("hubspot", "publish")):
+        emu_hs.faults.latency(4.0, vendor=vendor, route=route, after=True, count=1)
+    with Outbox(target) as outbox:
+        outbox.publish("hl", message("hl", 1))
+        outbox.publish("hs", message("hs", 1))
+    a = Proc(spec(emu_hs, target, lease_seconds=1.0, mode="forever"))
+    procs.append(a)
+    wait_for(
+        lambda: bool(emu_hs.inbound_messages("highlevel") and emu_hs.inbound_messages("hubspot")),
+        timeout=60,
+    )
+    a.signal(signal.SIGSTOP)
+    time.sleep(1.5)  # A's row and connection leases expire
+    b = Proc(spec(emu_hs, target, lease_seconds=5.0))
+    procs.append(b)
+    b_report = b.finish(timeout=60)
+    assert (b_report["applied"], b_report["dead"]) == (1, 1)
+    a.signal(signal.SIGCONT)
+    time.sleep(4.0)  # A's held answers arrive; its settles meet lost leases
+    a.signal(signal.SIGTERM)
+    a_report = a.finish(timeout=60)
+    assert a_report["applied"] == 0
+    assert len(emu_hs.inbound_messages("highlevel")) == 1  # never published twice
+    assert len(emu_hs.inbound_messages("hubspot")) == 1  # sent again, de-duplicated
+    with Outbox(target) as outbox:
+        assert outbox.pending() == []
+        (letter,) = outbox.dead_letters()
+    assert (letter.connection, letter.kind) == ("hl", "inbound")
+    assert letter.error_type == "OutcomeUnknown"
