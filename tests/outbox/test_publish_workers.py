@@ -1,7 +1,8 @@
 """Publishing across worker *processes* (SQLite and PostgreSQL): two workers draining one
 outbox publish each message once, and a worker killed (SIGKILL) or paused (SIGSTOP) past
-its lease while its publishes are on the wire leaves HubSpot's to be sent again (its idempotency id makes that harmless)
-and HighLevel's dead-lettered as ``OutcomeUnknown``, never sent twice."""
+its lease while its publishes are on the wire leaves HubSpot's to be sent again (its
+idempotency id makes that harmless) and HighLevel's dead-lettered as ``OutcomeUnknown``,
+never sent twice."""
 
 from __future__ import annotations
 
